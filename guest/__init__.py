@@ -1,0 +1,1 @@
+"""The guest client: reads the friend's pad and sends it to the host."""

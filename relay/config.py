@@ -1,0 +1,458 @@
+"""The TOML config files of DESIGN (``relay.toml``, ``host.toml``, ``guest.toml``).
+
+Each file is one ``msgspec.Struct`` tree with ``forbid_unknown_fields``,
+decoded in one call; value limits live in the types and cross-field checks in
+``__post_init__``. Every error becomes a :class:`~relay.errors.ConfigError`
+whose one line names the file and the field path (``$.host.seats[0]``), and
+the CLIs exit 78 on it. Secrets are resolved after decoding (see
+:mod:`relay.secrets`) and never come from the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Final, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import msgspec
+from msgspec import Meta
+
+from relay.errors import ConfigError
+from relay.secrets import Secret, resolve_secret
+from relay.topics import NAME_PATTERN, PREFIX_PATTERN, is_valid_name
+
+NameStr = Annotated[str, Meta(pattern=f"^{NAME_PATTERN}$")]
+PrefixStr = Annotated[str, Meta(pattern=f"^{PREFIX_PATTERN}$")]
+OptionalName = Annotated[str, Meta(pattern=f"^({NAME_PATTERN})?$")]
+SeatNo = Annotated[int, Meta(ge=1, le=16)]
+Port = Annotated[int, Meta(ge=1, le=65535)]
+
+BROKER_SCHEMES: Final = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
+SINK_KINDS: Final = ("uinput", "log", "jsonl", "null")
+
+ENV_APP_CLIENT_SECRET: Final = "COPLAY_APP_CLIENT_SECRET"  # noqa: S105 (a variable name, not a secret)
+ENV_MQTT_PASSWORD: Final = "COPLAY_MQTT_PASSWORD"  # noqa: S105 (a variable name, not a secret)
+ENV_JWT_SECRET: Final = "COPLAY_JWT_SECRET"  # noqa: S105 (a variable name, not a secret)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:8080"`` or ``"[::1]:8080"`` -> (host, port); ValueError otherwise."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+# ---------------------------------------------------------------- [relay] (host + guest)
+
+
+class RelaySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How to reach the token API and the broker, and who we are."""
+
+    username: NameStr
+    session: NameStr
+    api_url: str = "http://127.0.0.1:8080"
+    broker_url: str = "mqtt://127.0.0.1:1883"
+    app_id: NameStr = "coplay"
+    app_client_id: str = "streamer-app"
+    app_client_secret: str = ""
+    app_client_secret_file: str = ""
+    password: str = ""
+    password_file: str = ""
+    device_id: OptionalName = ""
+    topic_prefix: PrefixStr = "coplay"
+    ca_file: str = ""
+    tls_verify: bool = True
+    mqtt_version: Literal["3.1.1", "5"] = "3.1.1"
+    keepalive_s: Annotated[int, Meta(ge=5, le=600)] = 15
+    token_lifetime_s: Annotated[int, Meta(ge=60, le=30 * 86400)] = 86400
+
+    def __post_init__(self) -> None:
+        if self.api_url:
+            api = urlsplit(self.api_url)
+            if api.scheme not in ("http", "https") or not api.hostname:
+                raise ValueError(
+                    f"api_url must be http(s)://HOST[:PORT][/PATH], got {self.api_url!r}"
+                )
+        broker = urlsplit(self.broker_url)
+        if broker.scheme not in BROKER_SCHEMES or not broker.hostname:
+            raise ValueError(
+                "broker_url must be mqtt://, mqtts://, ws:// or wss:// with a host, "
+                f"got {self.broker_url!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """The ``[relay]`` section with its secrets resolved: everything tokens and link need."""
+
+    api_url: str
+    broker_url: str
+    app_id: str
+    app_client_id: str
+    app_client_secret: Secret | None
+    username: str
+    password: Secret | None
+    device_id: str
+    session: str
+    topic_prefix: str
+    ca_file: str
+    tls_verify: bool
+    mqtt_version: Literal["3.1.1", "5"]
+    keepalive_s: int
+    token_lifetime_s: int
+
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id: ``device_id@app_id``."""
+        return f"{self.device_id}@{self.app_id}"
+
+    @property
+    def secrets(self) -> tuple[Secret, ...]:
+        return tuple(s for s in (self.app_client_secret, self.password) if s)
+
+
+# ---------------------------------------------------------------- [host] and [guest]
+
+
+class HostSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Seats, who may take them, the safety timers and where pad states go."""
+
+    seats: Annotated[list[SeatNo], Meta(min_length=1, max_length=8)] = msgspec.field(
+        default_factory=lambda: [2]
+    )
+    allow: list[str] = msgspec.field(default_factory=list)
+    stale_ms: Annotated[int, Meta(ge=20, le=60_000)] = 250
+    idle_s: Annotated[int, Meta(ge=1, le=86_400)] = 60
+    sink: str = "uinput"
+    status_interval_s: Annotated[float, Meta(ge=0)] = 10.0
+    rumble_cap_ms: Annotated[int, Meta(ge=1, le=10_000)] = 2000
+
+    def __post_init__(self) -> None:
+        if len(set(self.seats)) != len(self.seats):
+            raise ValueError(f"seats must be distinct, got {self.seats}")
+        self.allowed()  # validates the entries
+        check_sink(self.sink)
+
+    def allowed(self) -> dict[str, int | None]:
+        """``allow`` as {user: fixed seat or None}."""
+        result: dict[str, int | None] = {}
+        for entry in self.allow:
+            user, sep, seat = (part.strip() for part in entry.partition("="))
+            if not is_valid_name(user):
+                raise ValueError(f"allow entry {entry!r}: expected USER or 'USER = SEAT'")
+            if sep:
+                if not seat.isdigit() or int(seat) not in self.seats:
+                    raise ValueError(
+                        f"allow entry {entry!r}: seat must be one of seats {self.seats}"
+                    )
+                result[user] = int(seat)
+            else:
+                result[user] = None
+        return result
+
+
+def check_sink(sink: str) -> str:
+    """Validate a ``--sink``/``sink`` value: uinput | log | jsonl:PATH | null."""
+    kind, sep, arg = sink.partition(":")
+    if kind not in SINK_KINDS or (kind == "jsonl") != bool(sep and arg):
+        raise ValueError(f"sink must be uinput, log, jsonl:PATH or null, got {sink!r}")
+    return sink
+
+
+class GuestSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Which pad to read, and how often to send it."""
+
+    source: str = "auto"
+    name: Annotated[str, Meta(max_length=64)] = ""
+    rate_hz: Annotated[int, Meta(ge=1, le=1000)] = 60
+    max_rate_hz: Annotated[int, Meta(ge=1, le=2000)] = 500
+    deadzone: Annotated[float, Meta(ge=0.0, lt=1.0)] = 0.0
+    rumble_cap_ms: Annotated[int, Meta(ge=1, le=10_000)] = 2000
+    window: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise ValueError("source must be auto, virtual, an index, a name or a GUID")
+        if self.max_rate_hz < self.rate_hz:
+            raise ValueError(
+                f"max_rate_hz ({self.max_rate_hz}) must be >= rate_hz ({self.rate_hz})"
+            )
+
+
+class HostFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    relay: RelaySection
+    host: HostSection = msgspec.field(default_factory=HostSection)
+
+
+class GuestFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    relay: RelaySection
+    guest: GuestSection = msgspec.field(default_factory=GuestSection)
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    path: Path
+    link: LinkSettings
+    host: HostSection
+
+
+@dataclass(frozen=True, slots=True)
+class GuestConfig:
+    path: Path
+    link: LinkSettings
+    guest: GuestSection
+
+
+# ---------------------------------------------------------------- relay.toml
+
+
+class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    api_listen: str = "127.0.0.1:8080"
+    mqtt_listen: str = "127.0.0.1:1883"
+    ws_listen: str = ""
+    jwt_secret: str = ""
+    jwt_secret_file: str = ""
+    ephemeral_secret: bool = False
+    max_token_s: Annotated[int, Meta(ge=60, le=30 * 86400)] = 86400
+    topic_prefix: PrefixStr = "coplay"
+    tls_cert: str = ""
+    tls_key: str = ""
+    rate_limit_per_min: Annotated[int, Meta(ge=1)] = 120
+
+    def __post_init__(self) -> None:
+        parse_listen(self.api_listen)
+        parse_listen(self.mqtt_listen)
+        if self.ws_listen:
+            parse_listen(self.ws_listen)
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together")
+
+
+class AppEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    client_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    app_id: NameStr = "coplay"
+    client_secret: str = ""
+    client_secret_file: str = ""
+    hosts: list[NameStr] = msgspec.field(default_factory=list)
+
+
+class RelayFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    apps: Annotated[list[AppEntry], Meta(min_length=1)]
+    server: ServerSection = msgspec.field(default_factory=ServerSection)
+
+    def __post_init__(self) -> None:
+        ids = [app.client_id for app in self.apps]
+        if len(set(ids)) != len(ids):
+            raise ValueError("apps: client_id values must be distinct")
+
+
+@dataclass(frozen=True, slots=True)
+class AppCredentials:
+    app_id: str
+    client_id: str
+    client_secret: Secret
+    hosts: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayServiceConfig:
+    path: Path
+    server: ServerSection
+    jwt_secret: Secret | None  # None only with ephemeral_secret = true
+    apps: tuple[AppCredentials, ...]
+
+    @property
+    def secrets(self) -> tuple[Secret, ...]:
+        found = [app.client_secret for app in self.apps]
+        if self.jwt_secret:
+            found.append(self.jwt_secret)
+        return tuple(found)
+
+
+# ---------------------------------------------------------------- loading
+
+T = TypeVar("T")
+
+
+def _decode(path: Path, kind: type[T]) -> T:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return msgspec.toml.decode(data, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {_field_first(str(exc))}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _field_first(message: str) -> str:
+    """msgspec says "what - at `$.a.b`"; lead with the field path instead."""
+    what, sep, where = message.rpartition(" - at ")
+    if not sep:
+        return message
+    return f"{where.strip('`')}: {what}"
+
+
+def _link(path: Path, section: RelaySection, env: Mapping[str, str]) -> LinkSettings:
+    app_secret = resolve_secret(
+        source=path,
+        field="relay.app_client_secret",
+        inline=section.app_client_secret,
+        file=section.app_client_secret_file,
+        env_var=ENV_APP_CLIENT_SECRET,
+        env=env,
+    )
+    password = resolve_secret(
+        source=path,
+        field="relay.password",
+        inline=section.password,
+        file=section.password_file,
+        env_var=ENV_MQTT_PASSWORD,
+        env=env,
+    )
+    if section.api_url and not app_secret:
+        raise ConfigError(
+            f"{path}: $.relay.app_client_secret: missing; set it, app_client_secret_file, "
+            f"or {ENV_APP_CLIENT_SECRET}"
+        )
+    if not section.api_url and not password:
+        raise ConfigError(
+            f'{path}: $.relay.password: missing; with api_url = "" the broker password must '
+            f"be set (or password_file, or {ENV_MQTT_PASSWORD})"
+        )
+    if section.ca_file and not Path(section.ca_file).expanduser().is_file():
+        raise ConfigError(f"{path}: $.relay.ca_file: no such file {section.ca_file}")
+    return LinkSettings(
+        api_url=section.api_url.rstrip("/"),
+        broker_url=section.broker_url,
+        app_id=section.app_id,
+        app_client_id=section.app_client_id,
+        app_client_secret=app_secret,
+        username=section.username,
+        password=password,
+        device_id=section.device_id or stable_device_id(env),
+        session=section.session,
+        topic_prefix=section.topic_prefix,
+        ca_file=section.ca_file,
+        tls_verify=section.tls_verify,
+        mqtt_version=section.mqtt_version,
+        keepalive_s=section.keepalive_s,
+        token_lifetime_s=section.token_lifetime_s,
+    )
+
+
+def load_host_config(path: Path, env: Mapping[str, str] | None = None) -> HostConfig:
+    env = os.environ if env is None else env
+    parsed = _decode(path, HostFile)
+    return HostConfig(path=path, link=_link(path, parsed.relay, env), host=parsed.host)
+
+
+def load_guest_config(path: Path, env: Mapping[str, str] | None = None) -> GuestConfig:
+    env = os.environ if env is None else env
+    parsed = _decode(path, GuestFile)
+    return GuestConfig(path=path, link=_link(path, parsed.relay, env), guest=parsed.guest)
+
+
+def load_relay_config(path: Path, env: Mapping[str, str] | None = None) -> RelayServiceConfig:
+    env = os.environ if env is None else env
+    parsed = _decode(path, RelayFile)
+    server = parsed.server
+    jwt_secret = resolve_secret(
+        source=path,
+        field="server.jwt_secret",
+        inline=server.jwt_secret,
+        file=server.jwt_secret_file,
+        env_var=ENV_JWT_SECRET,
+        env=env,
+    )
+    if not jwt_secret and not server.ephemeral_secret:
+        raise ConfigError(
+            f"{path}: $.server.jwt_secret: missing; set it, jwt_secret_file or "
+            f"{ENV_JWT_SECRET} (or ephemeral_secret = true for a throwaway relay)"
+        )
+    if jwt_secret and len(jwt_secret.reveal()) < 32:
+        raise ConfigError(f"{path}: $.server.jwt_secret: too short; use at least 32 characters")
+    apps = []
+    for i, app in enumerate(parsed.apps):
+        secret = resolve_secret(
+            source=path,
+            field=f"apps[{i}].client_secret",
+            inline=app.client_secret,
+            file=app.client_secret_file,
+            env_var=None,
+            env=env,
+        )
+        if not secret:
+            raise ConfigError(f"{path}: $.apps[{i}].client_secret: missing")
+        apps.append(AppCredentials(app.app_id, app.client_id, secret, frozenset(app.hosts)))
+    return RelayServiceConfig(path=path, server=server, jwt_secret=jwt_secret, apps=tuple(apps))
+
+
+# ---------------------------------------------------------------- locations
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where config files live by default on this platform."""
+    env = os.environ if env is None else env
+    if env.get("COPLAY_CONFIG_DIR"):
+        return Path(env["COPLAY_CONFIG_DIR"])
+    if sys.platform == "win32":
+        return Path(env.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "coplay"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "coplay"
+    if env.get("CONFIGURATION_DIRECTORY"):  # systemd ConfigurationDirectory=
+        return Path(env["CONFIGURATION_DIRECTORY"])
+    return Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "coplay"
+
+
+def default_config_path(name: str, env: Mapping[str, str] | None = None) -> Path:
+    """``<config dir>/<name>``, falling back to ``/etc/coplay/<name>`` when only that exists."""
+    user = config_dir(env) / name
+    system = Path("/etc/coplay") / name
+    if not user.exists() and system.exists():
+        return system
+    return user
+
+
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where coplay keeps small state (the device id) on this platform."""
+    env = os.environ if env is None else env
+    if env.get("STATE_DIRECTORY"):  # systemd StateDirectory=
+        return Path(env["STATE_DIRECTORY"].split(":")[0])
+    if sys.platform == "win32":
+        return Path(env.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "coplay"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "coplay"
+    return Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "coplay"
+
+
+def stable_device_id(env: Mapping[str, str] | None = None) -> str:
+    """A device id kept in the state directory, made on first use.
+
+    When the state directory cannot be written, a fresh id is used for this run
+    (the broker then sees a new client id after a restart; nothing else breaks).
+    """
+    path = state_dir(env) / "device_id"
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+        if is_valid_name(value):
+            return value
+    except OSError:
+        pass
+    value = "d" + uuid.uuid4().hex[:16]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value + "\n", encoding="utf-8")
+    except OSError:
+        pass
+    return value

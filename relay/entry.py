@@ -1,0 +1,66 @@
+"""What the three console scripts share: the common flags and the error-to-exit-code rule."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from relay import __version__
+from relay.config import default_config_path
+from relay.errors import EXIT_FAILURE, CoplayError
+from relay.logs import LEVELS
+
+
+def base_parser(prog: str, description: str, config_name: str) -> argparse.ArgumentParser:
+    """A parser with ``--config``, ``--log-level``, ``--log-format`` and ``--version``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_common(parser, config_name)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def add_common(parser: argparse.ArgumentParser, config_name: str) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"config file (default: {default_config_path(config_name)})",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default="info",
+        help="lowest level logged (default: info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="console on a terminal, JSON lines otherwise (default: auto)",
+    )
+
+
+def config_path(args: argparse.Namespace, config_name: str) -> Path:
+    path: Path | None = args.config
+    return path if path is not None else default_config_path(config_name)
+
+
+def json_logs(args: argparse.Namespace) -> bool | None:
+    fmt: str = args.log_format
+    return None if fmt == "auto" else fmt == "json"
+
+
+def run(prog: str, main: Callable[[], int]) -> int:
+    """Run ``main``; a CoplayError becomes one line on stderr and its exit code."""
+    try:
+        return main()
+    except CoplayError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILURE
