@@ -1,0 +1,335 @@
+"""The demo: a relay, a host and a guest with a virtual pad, on loopback, as real processes.
+
+``python -m relay.demo`` (``make demo``) writes a throwaway config with fresh
+secrets into a temporary directory, starts ``coplay-relay serve`` (token API and
+embedded broker), ``coplay-host`` and ``coplay-guest --source virtual`` through
+the real token flow, shows player 2's pad as the host applies it together with
+the guest's status, then prints a latency summary and stops everything it
+started. It imports neither the host nor the guest: it starts them as processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from relay.frames import Button
+
+SESSION = "demo"
+HOST_USER = "streamer"
+GUEST_USER = "friend"
+BUTTON_LABELS = {
+    Button.A: "A",
+    Button.B: "B",
+    Button.X: "X",
+    Button.Y: "Y",
+    Button.LEFTSHOULDER: "LB",
+    Button.RIGHTSHOULDER: "RB",
+    Button.BACK: "Back",
+    Button.START: "Start",
+    Button.DPAD_UP: "Up",
+    Button.DPAD_DOWN: "Down",
+    Button.DPAD_LEFT: "Left",
+    Button.DPAD_RIGHT: "Right",
+    Button.LEFTSTICK: "LS",
+    Button.RIGHTSTICK: "RS",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, deadline: float, proc: subprocess.Popen[bytes]) -> bool:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return True
+        time.sleep(0.05)  # polling a port: there is no event to wait on
+    return False
+
+
+@dataclass
+class Part:
+    """One started process and the file its stderr goes to."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, sig: signal.Signals, timeout: float = 5.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        return int(self.proc.returncode)
+
+
+@dataclass
+class Demo:
+    workdir: Path
+    seconds: float
+    parts: list[Part] = field(default_factory=list)
+    api_port: int = field(default_factory=free_port)
+    mqtt_port: int = field(default_factory=free_port)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            XDG_STATE_HOME=str(self.workdir / "state"),
+            PYGAME_HIDE_SUPPORT_PROMPT="1",
+            SDL_VIDEODRIVER=env.get("SDL_VIDEODRIVER", "dummy"),
+            SDL_AUDIODRIVER=env.get("SDL_AUDIODRIVER", "dummy"),
+        )
+        return env
+
+    def write_config(self, sink: str) -> None:
+        w = self.workdir
+        (w / "state").mkdir()
+        for name in ("jwt_secret", "app_secret"):
+            path = w / name
+            path.write_text(secrets.token_urlsafe(48) + "\n")
+            path.chmod(0o600)
+        (w / "relay.toml").write_text(
+            "[server]\n"
+            f'api_listen = "127.0.0.1:{self.api_port}"\n'
+            f'mqtt_listen = "127.0.0.1:{self.mqtt_port}"\n'
+            'jwt_secret_file = "jwt_secret"\n'
+            "max_token_s = 3600\n\n"
+            "[[apps]]\n"
+            'app_id = "coplay"\n'
+            'client_id = "demo-app"\n'
+            'client_secret_file = "app_secret"\n'
+            f'hosts = ["{HOST_USER}"]\n'
+        )
+        common = (
+            "[relay]\n"
+            f'api_url = "http://127.0.0.1:{self.api_port}"\n'
+            f'broker_url = "mqtt://127.0.0.1:{self.mqtt_port}"\n'
+            'app_id = "coplay"\n'
+            'app_client_id = "demo-app"\n'
+            'app_client_secret_file = "app_secret"\n'
+            f'session = "{SESSION}"\n'
+        )
+        (w / "host.toml").write_text(
+            common + f'username = "{HOST_USER}"\n\n[host]\nseats = [2]\n'
+            f'allow = ["{GUEST_USER} = 2"]\nsink = "{sink}"\nstatus_interval_s = 0\n'
+        )
+        (w / "guest.toml").write_text(
+            common + f'username = "{GUEST_USER}"\n\n[guest]\nsource = "virtual"\nname = "Friend"\n'
+        )
+
+    def start(self, name: str, argv: Sequence[str]) -> Part:
+        log = self.workdir / f"{name}.log"
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, *argv],
+                cwd=self.workdir,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,  # Ctrl-C reaches the demo, which stops each part in order
+            )
+        part = Part(name, proc, log)
+        self.parts.append(part)
+        return part
+
+    def stop_all(self) -> dict[str, int]:
+        codes = {}
+        order = {"guest": signal.SIGINT, "host": signal.SIGTERM, "relay": signal.SIGTERM}
+        for part in sorted(self.parts, key=lambda p: list(order).index(p.name)):
+            codes[part.name] = part.stop(order[part.name])
+        return codes
+
+
+def tail_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Yields the lines appended to ``path`` so far, each call of next() reading what is new."""
+    handle: IO[str] | None = None
+    buffer = ""
+    while True:
+        if handle is None and path.exists():
+            handle = path.open(encoding="utf-8")
+        if handle is not None:
+            buffer += handle.read()
+            *lines, buffer = buffer.split("\n")
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+        yield {}
+
+
+def last_status(log: Path) -> str:
+    """The guest's most recent status event, in a few words."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "starting"
+    for line in reversed(lines[-50:]):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") in ("guest_status", "status"):
+            fields = ("state", "seat", "rtt_p50_ms", "jitter_ms", "fps", "controller")
+            return " ".join(f"{k}={event[k]}" for k in fields if k in event)
+    return "starting"
+
+
+def describe(line: dict[str, Any]) -> str:
+    buttons = int(line.get("buttons") or 0)
+    held = [label for b, label in BUTTON_LABELS.items() if buttons >> b & 1] or ["-"]
+    lx, ly, rx, ry, lt, rt = line.get("axes") or [0] * 6
+    return (
+        f"P{line.get('seat')} {line.get('user') or '-':<8} [{' '.join(held):<12}] "
+        f"L({lx / 32767:+.2f},{ly / 32767:+.2f}) R({rx / 32767:+.2f},{ry / 32767:+.2f}) "
+        f"LT {lt / 32767:.2f} RT {rt / 32767:.2f}"
+    )
+
+
+def run_demo(seconds: float, keep: bool) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="coplay-demo-"))
+    demo = Demo(workdir, seconds)
+    jsonl = workdir / "p2.jsonl"
+    uinput_ok = os.access("/dev/uinput", os.W_OK)
+    demo.write_config(f"jsonl:{jsonl}")
+    tty = sys.stdout.isatty()
+    lats: list[int] = []
+    states = 0
+    neutral: dict[str, int] = {}
+    ok = False
+    lines = tail_jsonl(jsonl)
+    try:
+        print(
+            f"coplay demo: relay on 127.0.0.1:{demo.api_port} (API), "
+            f"127.0.0.1:{demo.mqtt_port} (MQTT); workdir {workdir}"
+        )
+        relay = demo.start("relay", ["-m", "relay.cli", "serve", "--config", "relay.toml"])
+        deadline = time.monotonic() + 20
+        if not (
+            wait_port(demo.api_port, deadline, relay) and wait_port(demo.mqtt_port, deadline, relay)
+        ):
+            print(f"coplay demo: the relay did not start; see {relay.log}", file=sys.stderr)
+            return 1
+        demo.start("host", ["-m", "host.cli", "--config", "host.toml"])
+        guest = demo.start("guest", ["-m", "guest.cli", "--config", "guest.toml"])
+        print(
+            "coplay demo: host (jsonl sink; "
+            f"{'uinput available' if uinput_ok else 'no writable /dev/uinput here'}) "
+            "and guest (virtual pad) started; Ctrl-C stops early"
+        )
+        end = time.monotonic() + 20 + seconds
+        first_at: float | None = None
+        shown = ""
+        next_print = 0.0
+        while time.monotonic() < end:
+            for part in demo.parts:
+                if part.proc.poll() is not None:
+                    print(
+                        f"\ncoplay demo: {part.name} exited with {part.proc.returncode}; "
+                        f"see {part.log}",
+                        file=sys.stderr,
+                    )
+                    return 1
+            line = next(lines)
+            if line:
+                if line.get("reason") == "input":
+                    states += 1
+                    if line.get("lat_us") is not None:
+                        lats.append(int(line["lat_us"]))
+                else:
+                    neutral[line["reason"]] = neutral.get(line["reason"], 0) + 1
+                shown = describe(line)
+                if first_at is None:
+                    first_at = time.monotonic()
+                    end = first_at + seconds
+                continue
+            now = time.monotonic()
+            if now >= next_print:
+                status = last_status(guest.log)
+                text = f"{shown or 'waiting for player 2...'} | guest: {status}"
+                print(
+                    ("\r" + text[:160].ljust(160)) if tty else text,
+                    end="" if tty else "\n",
+                    flush=True,
+                )
+                next_print = now + (0.1 if tty else 1.0)
+            time.sleep(0.01)  # the display's refresh tick
+        ok = first_at is not None
+        if not ok:
+            print(
+                f"\ncoplay demo: no input reached the host in 20 s; see the logs in {workdir}",
+                file=sys.stderr,
+            )
+            return 1
+    except KeyboardInterrupt:
+        ok = states > 0
+    finally:
+        codes = demo.stop_all()
+        for line in drain(lines):
+            if line.get("reason") not in (None, "input"):
+                neutral[line["reason"]] = neutral.get(line["reason"], 0) + 1
+        print()
+        print(f"coplay demo: stopped relay, host and guest (exit codes {codes})")
+        if ok:
+            print_summary(lats, states, neutral)
+        if keep or not ok:
+            print(f"coplay demo: logs and config kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if ok else 1
+
+
+def drain(lines: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the tail has that was not read yet."""
+    found = []
+    while line := next(lines):
+        found.append(line)
+    return found
+
+
+def print_summary(lats: list[int], states: int, neutral: dict[str, int]) -> None:
+    ordered = sorted(lats)
+
+    def pct(q: float) -> str:
+        if not ordered:
+            return "-"
+        return f"{ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] / 1000:.2f} ms"
+
+    print(f"Latency, guest input -> host pad ({len(ordered)} states, embedded broker, loopback):")
+    print(f"  p50 {pct(50)}   p90 {pct(90)}   p99 {pct(99)}   max {pct(100)}")
+    others = ", ".join(f"{k}: {v}" for k, v in sorted(neutral.items())) or "none"
+    print(f"States applied to P2: {states}; neutral events: {others}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="coplay-demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="how long to show (15)")
+    parser.add_argument("--keep", action="store_true", help="keep the workdir with logs")
+    args = parser.parse_args(argv)
+    return run_demo(args.seconds, args.keep)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
