@@ -11,9 +11,10 @@ the CLIs exit 78 on it. Secrets are resolved after decoding (see
 from __future__ import annotations
 
 import os
+import re
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Final, Literal, TypeVar
@@ -30,6 +31,7 @@ NameStr = Annotated[str, Meta(pattern=f"^{NAME_PATTERN}$")]
 PrefixStr = Annotated[str, Meta(pattern=f"^{PREFIX_PATTERN}$")]
 OptionalName = Annotated[str, Meta(pattern=f"^({NAME_PATTERN})?$")]
 SeatNo = Annotated[int, Meta(ge=1, le=16)]
+MAX_SEATS: Final = 7
 Port = Annotated[int, Meta(ge=1, le=65535)]
 
 BROKER_SCHEMES: Final = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
@@ -38,6 +40,23 @@ SINK_KINDS: Final = ("uinput", "log", "jsonl", "null")
 ENV_APP_CLIENT_SECRET: Final = "COPLAY_APP_CLIENT_SECRET"  # noqa: S105 (a variable name, not a secret)
 ENV_MQTT_PASSWORD: Final = "COPLAY_MQTT_PASSWORD"  # noqa: S105 (a variable name, not a secret)
 ENV_JWT_SECRET: Final = "COPLAY_JWT_SECRET"  # noqa: S105 (a variable name, not a secret)
+
+
+def _check_url(field: str, value: str, schemes: Collection[str], expected: str) -> None:
+    """ValueError naming ``field`` unless ``value`` is a URL with one of ``schemes`` and a host.
+
+    The message never echoes a user name or password written into the URL.
+    """
+    url = urlsplit(value)
+    shown = value
+    if url.username is not None or url.password is not None:
+        shown = value.replace(url.netloc, url.netloc.rpartition("@")[2], 1)
+    try:
+        url.port  # noqa: B018 (raises ValueError for a port that is not a number in 0-65535)
+    except ValueError:
+        raise ValueError(f"{field}: bad port in {shown!r}") from None
+    if url.scheme not in schemes or not url.hostname:
+        raise ValueError(f"{field}: must be {expected}, got {shown!r}")
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -74,17 +93,13 @@ class RelaySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.api_url:
-            api = urlsplit(self.api_url)
-            if api.scheme not in ("http", "https") or not api.hostname:
-                raise ValueError(
-                    f"api_url must be http(s)://HOST[:PORT][/PATH], got {self.api_url!r}"
-                )
-        broker = urlsplit(self.broker_url)
-        if broker.scheme not in BROKER_SCHEMES or not broker.hostname:
-            raise ValueError(
-                "broker_url must be mqtt://, mqtts://, ws:// or wss:// with a host, "
-                f"got {self.broker_url!r}"
-            )
+            _check_url("api_url", self.api_url, ("http", "https"), "http(s)://HOST[:PORT][/PATH]")
+        _check_url(
+            "broker_url",
+            self.broker_url,
+            BROKER_SCHEMES,
+            "mqtt://, mqtts://, ws:// or wss:// with a host",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +138,8 @@ class LinkSettings:
 class HostSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Seats, who may take them, the safety timers and where pad states go."""
 
-    seats: Annotated[list[SeatNo], Meta(min_length=1, max_length=8)] = msgspec.field(
+    # at most 7 seats: the busiest HostState (7 seats, 64-character names) fits in 512 bytes
+    seats: Annotated[list[SeatNo], Meta(min_length=1, max_length=MAX_SEATS)] = msgspec.field(
         default_factory=lambda: [2]
     )
     allow: list[str] = msgspec.field(default_factory=list)
@@ -135,22 +151,25 @@ class HostSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if len(set(self.seats)) != len(self.seats):
-            raise ValueError(f"seats must be distinct, got {self.seats}")
+            raise ValueError(f"seats: must be distinct, got {self.seats}")
         self.allowed()  # validates the entries
-        check_sink(self.sink)
+        try:
+            check_sink(self.sink)
+        except ValueError as exc:
+            raise ValueError(f"sink: {exc}") from None
 
     def allowed(self) -> dict[str, int | None]:
         """``allow`` as {user: fixed seat or None}."""
         result: dict[str, int | None] = {}
-        for entry in self.allow:
+        for i, entry in enumerate(self.allow):
             user, sep, seat = (part.strip() for part in entry.partition("="))
             if not is_valid_name(user):
-                raise ValueError(f"allow entry {entry!r}: expected USER or 'USER = SEAT'")
+                raise ValueError(f"allow[{i}]: {entry!r}: expected USER or 'USER = SEAT'")
+            if user in result:
+                raise ValueError(f"allow[{i}]: {user!r} is listed twice")
             if sep:
                 if not seat.isdigit() or int(seat) not in self.seats:
-                    raise ValueError(
-                        f"allow entry {entry!r}: seat must be one of seats {self.seats}"
-                    )
+                    raise ValueError(f"allow[{i}]: {entry!r}: seat must be one of {self.seats}")
                 result[user] = int(seat)
             else:
                 result[user] = None
@@ -178,11 +197,9 @@ class GuestSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if not self.source:
-            raise ValueError("source must be auto, virtual, an index, a name or a GUID")
+            raise ValueError("source: must be auto, virtual, an index, a name or a GUID")
         if self.max_rate_hz < self.rate_hz:
-            raise ValueError(
-                f"max_rate_hz ({self.max_rate_hz}) must be >= rate_hz ({self.rate_hz})"
-            )
+            raise ValueError(f"max_rate_hz: {self.max_rate_hz} must be >= rate_hz ({self.rate_hz})")
 
 
 class HostFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -226,12 +243,18 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rate_limit_per_min: Annotated[int, Meta(ge=1)] = 120
 
     def __post_init__(self) -> None:
-        parse_listen(self.api_listen)
-        parse_listen(self.mqtt_listen)
+        listeners = {"api_listen": self.api_listen, "mqtt_listen": self.mqtt_listen}
         if self.ws_listen:
-            parse_listen(self.ws_listen)
+            listeners["ws_listen"] = self.ws_listen
+        for name, value in listeners.items():
+            try:
+                parse_listen(value)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
         if bool(self.tls_cert) != bool(self.tls_key):
-            raise ValueError("tls_cert and tls_key go together")
+            raise ValueError(
+                f"{'tls_key' if self.tls_cert else 'tls_cert'}: tls_cert and tls_key go together"
+            )
 
 
 class AppEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -293,14 +316,31 @@ def _decode(path: Path, kind: type[T]) -> T:
         raise ConfigError(f"{path}: {_field_first(str(exc))}") from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 at byte {exc.start}") from None
+
+
+_MISSING = re.compile(r"Object missing required field `([^`]+)`")
+_UNKNOWN = re.compile(r"Object contains unknown field `([^`]+)`")
+_NAMED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])?): (.+)")
 
 
 def _field_first(message: str) -> str:
-    """msgspec says "what - at `$.a.b`"; lead with the field path instead."""
+    """msgspec says "what - at `$.a.b`"; lead with the full field path instead.
+
+    A missing or unknown key and a ``__post_init__`` message that starts with
+    ``"field: "`` name their field, so it is appended to the path.
+    """
     what, sep, where = message.rpartition(" - at ")
-    if not sep:
-        return message
-    return f"{where.strip('`')}: {what}"
+    where = where.strip("`") if sep else "$"
+    what = what if sep else message
+    if match := _MISSING.fullmatch(what):
+        return f"{where}.{match[1]}: missing required key"
+    if match := _UNKNOWN.fullmatch(what):
+        return f"{where}.{match[1]}: unknown key"
+    if match := _NAMED.fullmatch(what):
+        return f"{where}.{match[1]}: {match[2]}"
+    return f"{where}: {what}"
 
 
 def _link(path: Path, section: RelaySection, env: Mapping[str, str]) -> LinkSettings:

@@ -61,11 +61,11 @@ class Redactor:
             return self.scrub(value)
         if isinstance(value, Secret):
             return REDACTED
-        if depth > 4:
-            return value
+        if depth > 4:  # too deep to walk: flatten it, still scrubbed
+            return self.scrub(repr(value))
         if isinstance(value, dict):
             return {
-                k: REDACTED
+                self._clean(k, depth + 1): REDACTED
                 if isinstance(k, str) and _SECRET_KEY.search(k)
                 else self._clean(v, depth + 1)
                 for k, v in value.items()
@@ -120,7 +120,12 @@ def configure_logging(
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, processors[-1]],
-            foreign_pre_chain=[structlog.stdlib.add_log_level, processors[2], redactor],
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                processors[2],
+                structlog.processors.format_exc_info,  # the traceback text gets redacted too
+                redactor,
+            ],
         )
     )
     root = logging.getLogger()

@@ -64,10 +64,12 @@ class Topics:
         object.__setattr__(self, "_in_head", f"{self.prefix}/{self.session}/in/")
 
     def input(self, user: str) -> str:
-        return f"{self.prefix}/{self.session}/in/{user}"
+        """Where ``user`` publishes (ValueError for a name that is not legal)."""
+        return f"{self.prefix}/{self.session}/in/{_checked_user(user)}"
 
     def output(self, user: str) -> str:
-        return f"{self.prefix}/{self.session}/out/{user}"
+        """Where the host answers ``user`` (ValueError for a name that is not legal)."""
+        return f"{self.prefix}/{self.session}/out/{_checked_user(user)}"
 
     @property
     def host(self) -> str:
@@ -84,6 +86,12 @@ class Topics:
             return None
         user = topic[len(self._in_head) :]
         return user if is_valid_name(user) else None
+
+
+def _checked_user(user: str) -> str:
+    if not is_valid_name(user):
+        raise ValueError(f"invalid user name {user!r}")
+    return user
 
 
 def parse(prefix: str, topic: str) -> ParsedTopic | None:
@@ -140,7 +148,13 @@ def acl(role: Role, username: str, prefix: str = "coplay", session: str = "+") -
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT topic-filter matching (``+`` one level, ``#`` the rest)."""
+    """MQTT topic-filter matching (``+`` one level, ``#`` the rest).
+
+    As MQTT says, a filter that starts with a wildcard does not match a topic
+    that starts with ``$`` (``$SYS/...``).
+    """
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
     f_parts = topic_filter.split("/")
     t_parts = topic.split("/")
     for i, part in enumerate(f_parts):
@@ -155,6 +169,8 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 
 def filter_covers(allowed: str, requested: str) -> bool:
     """True when every topic matched by filter ``requested`` is also matched by ``allowed``."""
+    if requested.startswith("$") and allowed[:1] in ("+", "#"):
+        return False
     a_parts = allowed.split("/")
     r_parts = requested.split("/")
     for i, part in enumerate(a_parts):

@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import RawClient
+from tests.support.relay_service import relay_service, relay_service_factory  # noqa: F401
 
 
 @pytest.fixture(scope="session")

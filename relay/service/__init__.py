@@ -1,0 +1,17 @@
+"""The self-hosted relay service: token API (Litestar + uvicorn) and embedded broker (amqtt).
+
+Everything under this package may import the ``relay`` extra (litestar,
+uvicorn, PyJWT, amqtt); nothing else in :mod:`relay` may, because host and
+guest import :mod:`relay` without that extra installed. This ``__init__``
+imports nothing, so ``relay.service.exports`` (EMQX and Mosquitto snippets)
+works without the extra too.
+
+::
+
+    claims.py     HS256 user tokens (EMQX-verifiable claims) and app tokens
+    ratelimit.py  per-client token buckets for the API
+    api.py        the Easemob-compatible token API (Litestar app factory)
+    broker.py     amqtt config, JWT auth + ACL plugins, and the broker subclass
+    serve.py      one asyncio process running uvicorn and the broker
+    exports.py    ``emqx-config`` and ``mosquitto-acl`` output
+"""

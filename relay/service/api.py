@@ -1,0 +1,315 @@
+"""The token API: the two Easemob-compatible endpoints of DESIGN, as a Litestar app.
+
+``POST /openapi/rm/app/token``   app credentials -> app token
+``POST /openapi/rm/user/token``  ``Authorization: <app token>`` + username/cid -> user token
+``GET  /healthz``                liveness
+``GET  /schema/openapi.json``    the OpenAPI document
+
+Every answer, success or error, uses the Easemob envelope
+``{"code": <status>, "msg": "success" | "fail", "body": ...}`` with a matching
+HTTP status; error bodies are one line of text. Litestar's own errors
+(validation, unknown route, wrong method, body too large) are mapped into the
+same envelope, and anything unexpected becomes a logged 500 (none is expected).
+Tokens and secrets are never logged or echoed.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import JSONBody
+from msgspec import Meta
+
+from relay import __version__
+from relay.config import AppCredentials
+from relay.service.claims import InvalidToken, TokenIssuer, role_for
+from relay.service.ratelimit import RateLimiter
+from relay.topics import NAME_PATTERN, is_valid_name
+
+APP_TOKEN_S: Final = 3600
+MIN_TOKEN_S: Final = 60
+MAX_BODY_BYTES: Final = 64 * 1024
+APP_TOKEN_PATH: Final = "/openapi/rm/app/token"  # noqa: S105 (a URL path)
+USER_TOKEN_PATH: Final = "/openapi/rm/user/token"  # noqa: S105 (a URL path)
+SECURITY_SCHEME: Final = "appToken"
+
+# ---------------------------------------------------------------- wire types
+
+
+class AppTokenRequest(msgspec.Struct):
+    """App credentials from ``[[apps]]`` of relay.toml."""
+
+    appClientId: Annotated[str, Meta(min_length=1, max_length=128)]  # wire names
+    appClientSecret: Annotated[str, Meta(min_length=1, max_length=1024)]
+
+
+_Lifetime = Annotated[int, Meta(ge=1, le=2**31 - 1)]
+
+
+class UserTokenRequest(msgspec.Struct):
+    """Who wants a broker token, for which MQTT client id, for how long (seconds)."""
+
+    username: Annotated[str, Meta(pattern=f"^{NAME_PATTERN}$")]
+    cid: Annotated[str, Meta(pattern=f"^{NAME_PATTERN}@{NAME_PATTERN}$")]
+    expires_in: _Lifetime | None = None
+
+
+class _UserTokenCheck(msgspec.Struct):
+    """UserTokenRequest as JSON Schema reads it: 600.0 is an integer too."""
+
+    username: str
+    cid: str
+    expires_in: _Lifetime | Annotated[float, Meta(ge=1, le=2**31 - 1)] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.expires_in, float) and not self.expires_in.is_integer():
+            raise ValueError("Expected an integer - at `$.expires_in`")
+
+
+class TokenBody(msgspec.Struct):
+    access_token: str
+    expires_in: int
+
+
+class TokenEnvelope(msgspec.Struct):
+    code: int
+    msg: str
+    body: TokenBody
+
+
+class FailEnvelope(msgspec.Struct):
+    code: int
+    msg: str
+    body: str
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+# ---------------------------------------------------------------- behaviour
+
+
+class ApiError(Exception):
+    """An answer other than 200: status, one line of text, optional headers."""
+
+    def __init__(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    token: str
+    expires_in: int
+
+
+class TokenService:
+    """What the endpoints do, without HTTP: check app credentials, issue tokens."""
+
+    def __init__(
+        self,
+        apps: tuple[AppCredentials, ...],
+        issuer: TokenIssuer,
+        max_token_s: int,
+        log: Any,
+    ) -> None:
+        self._apps = {app.client_id: app for app in apps}
+        self._issuer = issuer
+        self._max_token_s = max_token_s
+        self._log = log
+        # compared against when the client id is unknown, so timing does not reveal which ids exist
+        self._decoy = hmac.new(b"coplay", b"decoy", "sha256").hexdigest().encode()
+
+    def app_token(self, client_id: str, client_secret: str) -> Issued:
+        app = self._apps.get(client_id)
+        expected = app.client_secret.reveal().encode() if app else self._decoy
+        match = hmac.compare_digest(client_secret.encode(), expected)
+        if app is None or not match:
+            raise ApiError(401, "invalid app credentials")
+        lifetime = min(APP_TOKEN_S, self._max_token_s)
+        self._log.info("app_token_issued", app_client_id=client_id, expires_in=lifetime)
+        return Issued(self._issuer.app_token(client_id, lifetime), lifetime)
+
+    def user_token(self, app_token: str | None, request: UserTokenRequest) -> Issued:
+        if not app_token:
+            raise ApiError(401, "missing Authorization header (the app token)")
+        try:
+            client_id = self._issuer.verify_app(app_token)
+        except InvalidToken as exc:
+            raise ApiError(401, str(exc)) from None
+        app = self._apps.get(client_id)
+        if app is None:
+            raise ApiError(401, "app token for an unknown app")
+        if not is_valid_name(request.username):
+            raise ApiError(400, "username: 1-64 of A-Z a-z 0-9 _ -")
+        device, sep, app_id = request.cid.partition("@")
+        if not sep or not is_valid_name(device) or not is_valid_name(app_id):
+            raise ApiError(400, "cid: expected DEVICE@APP_ID, each 1-64 of A-Z a-z 0-9 _ -")
+        if app_id != app.app_id:
+            raise ApiError(400, f"cid: must end with @{app.app_id} for this app")
+        wanted = request.expires_in if request.expires_in is not None else self._max_token_s
+        lifetime = max(MIN_TOKEN_S, min(wanted, self._max_token_s))
+        role = role_for(request.username, app.hosts)
+        token = self._issuer.user_token(
+            username=request.username, cid=request.cid, role=role, lifetime_s=lifetime
+        )
+        self._log.info(
+            "user_token_issued",
+            user=request.username,
+            client_id=request.cid,
+            role=role,
+            expires_in=lifetime,
+        )
+        return Issued(token, lifetime)
+
+
+def success(issued: Issued) -> TokenEnvelope:
+    return TokenEnvelope(200, "success", TokenBody(issued.token, issued.expires_in))
+
+
+def fail(status: int, text: str, headers: dict[str, str] | None = None) -> Response[FailEnvelope]:
+    return Response(FailEnvelope(status, "fail", text), status_code=status, headers=headers)
+
+
+# ---------------------------------------------------------------- the app
+
+ERRORS: Final = {
+    400: ResponseSpec(FailEnvelope, description="malformed request", generate_examples=False),
+    401: ResponseSpec(
+        FailEnvelope, description="bad credentials or token", generate_examples=False
+    ),
+    429: ResponseSpec(
+        FailEnvelope, description="rate limited; see Retry-After", generate_examples=False
+    ),
+}
+
+
+def create_app(service: TokenService, limiter: RateLimiter, log: Any) -> Litestar:
+    """The Litestar app for ``service``; rate-limited per client address."""
+
+    async def limit(request: Request[Any, Any, Any]) -> None:
+        client = request.client.host if request.client else "unknown"
+        wait = limiter.take(f"ip:{client}")
+        if wait is not None:
+            raise ApiError(429, "rate limited; retry later", {"Retry-After": str(wait)})
+
+    def strict(kind: type[msgspec.Struct]) -> Any:
+        """Rate-limit, then check the body with strict JSON types (Litestar converts "60" to 60)."""
+
+        async def check(request: Request[Any, Any, Any]) -> None:
+            await limit(request)
+            try:
+                msgspec.json.decode(await request.body(), type=kind)
+            except (msgspec.ValidationError, ValueError) as exc:
+                raise ApiError(400, f"invalid request: {_field_first(str(exc))}") from None
+            except msgspec.DecodeError:
+                raise ApiError(400, "invalid request: body is not valid JSON") from None
+
+        return check
+
+    @post(
+        APP_TOKEN_PATH,
+        status_code=200,
+        before_request=strict(AppTokenRequest),
+        responses=ERRORS,
+        summary="Exchange app credentials for an app token",
+        operation_id="appToken",
+    )
+    async def app_token(data: JSONBody[AppTokenRequest]) -> TokenEnvelope:
+        return success(service.app_token(data.appClientId, data.appClientSecret))
+
+    @post(
+        USER_TOKEN_PATH,
+        status_code=200,
+        before_request=strict(_UserTokenCheck),
+        responses=ERRORS,
+        security=[{SECURITY_SCHEME: []}],
+        summary="Exchange an app token for a user token (the MQTT password)",
+        operation_id="userToken",
+    )
+    async def user_token(
+        request: Request[Any, Any, Any], data: JSONBody[UserTokenRequest]
+    ) -> TokenEnvelope:
+        return success(service.user_token(request.headers.get("authorization"), data))
+
+    @get("/healthz", summary="Liveness", operation_id="healthz")
+    async def healthz() -> Health:
+        return Health("ok")
+
+    def on_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[FailEnvelope]:
+        if exc.status == 401:
+            log.info("token_refused", reason=exc.text)
+        return fail(exc.status, exc.text, exc.headers)
+
+    def on_validation(
+        _: Request[Any, Any, Any], exc: ValidationException
+    ) -> Response[FailEnvelope]:
+        return fail(400, _validation_text(exc))
+
+    def on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[FailEnvelope]:
+        status = exc.status_code
+        if status >= 500:
+            log.error("api_error", status=status, error=type(exc).__name__)
+        return fail(status, str(exc.detail), dict(exc.headers or {}))
+
+    def on_crash(_: Request[Any, Any, Any], exc: Exception) -> Response[FailEnvelope]:
+        log.error("api_crash", error=type(exc).__name__)
+        return fail(500, "internal error")
+
+    return Litestar(
+        route_handlers=[app_token, user_token, healthz],
+        exception_handlers={
+            ApiError: on_api_error,
+            ValidationException: on_validation,
+            HTTPException: on_http,
+            Exception: on_crash,
+        },
+        openapi_config=OpenAPIConfig(
+            title="coplay relay token API",
+            version=__version__,
+            description="Easemob-compatible token API of the coplay relay.",
+            render_plugins=[JsonRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    SECURITY_SCHEME: SecurityScheme(
+                        type="apiKey",
+                        name="Authorization",
+                        security_scheme_in="header",
+                        description="the raw app token (no 'Bearer')",
+                    )
+                }
+            ),
+        ),
+        request_max_body_size=MAX_BODY_BYTES,
+        debug=False,
+        logging_config=None,
+    )
+
+
+def _field_first(message: str) -> str:
+    """msgspec says "what - at `$.a.b`"; lead with the field path instead."""
+    what, sep, where = message.rpartition(" - at ")
+    return f"{where.strip('`')}: {what}" if sep else message
+
+
+def _validation_text(exc: ValidationException) -> str:
+    parts = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            key = item.get("key")
+            message = str(item.get("message", "invalid"))
+            parts.append(f"{key}: {message}" if key else message)
+    detail = str(exc.detail or "invalid request")
+    text = f"{detail}: {'; '.join(parts)}" if parts else detail
+    return text[:300]

@@ -1,0 +1,155 @@
+"""``coplay-relay serve``: the token API (uvicorn) and the broker (amqtt) in one asyncio loop.
+
+Start-up binds the broker's listeners and the API socket first, so a port in
+use is one clear error (exit 78) rather than a traceback; then logs
+``relay_ready`` with the listen addresses. SIGTERM or SIGINT stops the API,
+then the broker, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import socket
+from collections.abc import Generator
+from typing import Any
+
+import structlog
+import uvicorn
+from amqtt.errors import BrokerError
+
+from relay.config import RelayServiceConfig, parse_listen
+from relay.errors import ConfigError
+from relay.logs import Redactor
+from relay.secrets import Secret
+from relay.service.api import TokenService, create_app
+from relay.service.broker import create_broker
+from relay.service.claims import TokenIssuer
+from relay.service.ratelimit import RateLimiter
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling (we own SIGTERM/SIGINT) and with a ready event."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.ready.set()
+
+
+def jwt_secret(config: RelayServiceConfig, log: Any) -> Secret:
+    """The configured secret, or a throwaway one when ``ephemeral_secret = true``."""
+    if config.jwt_secret:
+        return config.jwt_secret
+    log.warning(
+        "ephemeral_jwt_secret",
+        note="tokens stop working when this process exits; set jwt_secret for a real relay",
+    )
+    return Secret(secrets.token_urlsafe(48))
+
+
+def quiet_libraries(level: str) -> None:
+    """amqtt and uvicorn are chatty at INFO; keep them to warnings unless debugging."""
+    noisy = logging.DEBUG if level == "debug" else logging.ERROR
+    for name in ("amqtt", "transitions", "websockets"):
+        logging.getLogger(name).setLevel(noisy)
+    logging.getLogger("uvicorn").setLevel(logging.WARNING)
+
+
+def _bind(listen: str, field: str, config: RelayServiceConfig) -> socket.socket:
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"{config.path}: $.server.{field}: cannot listen on {listen}: {exc.strerror or exc}"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str = "info") -> int:
+    """Run until SIGTERM/SIGINT; returns the exit code (0)."""
+    log = structlog.get_logger("relay")
+    quiet_libraries(log_level)
+    server = config.server
+    secret = jwt_secret(config, log)
+    redactor.add(secret)
+    issuer = TokenIssuer(secret, prefix=server.topic_prefix)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    api_sock = _bind(server.api_listen, "api_listen", config)
+    broker = create_broker(server, issuer, log)
+    try:
+        await broker.start()
+    except BrokerError as exc:
+        api_sock.close()
+        cause = exc.__cause__
+        why = (cause.strerror if isinstance(cause, OSError) else None) or str(cause or exc)
+        raise ConfigError(
+            f"{config.path}: $.server: the broker cannot listen on "
+            f"{server.mqtt_listen}{' / ' + server.ws_listen if server.ws_listen else ''}: {why}"
+        ) from None
+
+    service = TokenService(config.apps, issuer, server.max_token_s, log)
+    app = create_app(service, RateLimiter(server.rate_limit_per_min), log)
+    uv_config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        ssl_certfile=server.tls_cert or None,
+        ssl_keyfile=server.tls_key or None,
+        timeout_graceful_shutdown=3,
+    )
+    api = _Uvicorn(uv_config)
+    api_task = asyncio.create_task(api.serve(sockets=[api_sock]))
+    ready_task = asyncio.create_task(api.ready.wait())
+    stop_task = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({api_task, ready_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if api.ready.is_set() and not api_task.done():
+            scheme = "https" if server.tls_cert else "http"
+            mqtt_scheme = "mqtts" if server.tls_cert else "mqtt"
+            ws_scheme = "wss" if server.tls_cert else "ws"
+            log.info(
+                "relay_ready",
+                api=f"{scheme}://{server.api_listen}",
+                mqtt=f"{mqtt_scheme}://{server.mqtt_listen}",
+                ws=f"{ws_scheme}://{server.ws_listen}" if server.ws_listen else None,
+                apps=len(config.apps),
+            )
+            await asyncio.wait({api_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        log.info("relay_stopping")
+        api.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(api_task, timeout=5)
+        for task in (ready_task, stop_task):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(broker.shutdown(), timeout=5)
+        api_sock.close()
+        log.info("relay_stopped")
+    if api_task.done() and not api_task.cancelled() and api_task.exception() is not None:
+        raise ConfigError(f"{config.path}: the token API stopped: {api_task.exception()}")
+    return 0

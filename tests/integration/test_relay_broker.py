@@ -1,0 +1,371 @@
+"""The embedded broker of a real ``coplay-relay serve``: JWT authentication and the topic ACL."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.support.mqtt import RawClient
+from tests.support.relay_service import RelayService
+
+SUCCESS = "Success"
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayService]:
+    """One relay for this module (tests use distinct sessions and client ids)."""
+    service = RelayService(tmp_path_factory.mktemp("relay"))
+    service.start()
+    yield service
+    service.stop()
+    service.kill()
+
+
+@pytest.fixture
+def connect(relay: RelayService) -> Iterator[Callable[..., RawClient]]:
+    """``connect(username, device, password=None, will=None)`` -> a RawClient on the relay."""
+    made: list[RawClient] = []
+
+    def make(
+        username: str,
+        device: str,
+        password: str | None = None,
+        will: tuple[str, bytes, int, bool] | None = None,
+        client_id: str | None = None,
+    ) -> RawClient:
+        token = password if password is not None else relay.user_token(username, device)
+        client = RawClient(
+            relay.mqtt_port,
+            username,
+            token,
+            client_id=client_id if client_id is not None else relay.cid(device),
+            will=will,
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def session_name(request: pytest.FixtureRequest) -> str:
+    """A session name of this test's own (the relay's prefix is fixed: ``coplay``)."""
+    return f"s{abs(hash(request.node.nodeid)) % 10**9}"
+
+
+def topic(session: str, rest: str) -> str:
+    return f"coplay/{session}/{rest}"
+
+
+def test_valid_user_token_connects(connect: Callable[..., RawClient]) -> None:
+    assert connect("alice", "a-valid").wait_connected() == SUCCESS
+
+
+def test_wrong_password_is_refused(connect: Callable[..., RawClient]) -> None:
+    assert connect("alice", "a-wrong", password="not-a-token").wait_connected() != SUCCESS
+
+
+def test_expired_token_is_refused(relay: RelayService, connect: Callable[..., RawClient]) -> None:
+    now = int(time.time())
+    expired = relay.mint(
+        {
+            "sub": "alice",
+            "cid": relay.cid("a-exp"),
+            "role": "guest",
+            "iat": now - 120,
+            "exp": now - 60,
+            "acl": {"pub": ["coplay/+/in/alice"], "sub": []},
+        }
+    )
+    assert connect("alice", "a-exp", password=expired).wait_connected() != SUCCESS
+
+
+def test_token_signed_with_another_secret_is_refused(
+    relay: RelayService, connect: Callable[..., RawClient]
+) -> None:
+    import jwt
+
+    now = int(time.time())
+    forged = jwt.encode(
+        {
+            "sub": "alice",
+            "cid": relay.cid("a-forged"),
+            "role": "host",
+            "iat": now,
+            "exp": now + 600,
+            "acl": {"pub": ["#"], "sub": ["#"]},
+        },
+        "x" * 48,
+        algorithm="HS256",
+    )
+    assert connect("alice", "a-forged", password=forged).wait_connected() != SUCCESS
+
+
+def test_alices_token_used_as_bob_is_refused(
+    relay: RelayService, connect: Callable[..., RawClient]
+) -> None:
+    token = relay.user_token("alice", "a-as-bob")
+    assert connect("bob", "a-as-bob", password=token).wait_connected() != SUCCESS
+
+
+def test_token_used_with_another_client_id_is_refused(
+    relay: RelayService, connect: Callable[..., RawClient]
+) -> None:
+    token = relay.user_token("alice", "a-cid1")
+    client = connect("alice", "a-cid1", password=token, client_id=relay.cid("a-cid2"))
+    assert client.wait_connected() != SUCCESS
+
+
+def test_app_token_is_not_an_mqtt_password(
+    relay: RelayService, connect: Callable[..., RawClient]
+) -> None:
+    assert connect("alice", "a-app", password=relay.app_token()).wait_connected() != SUCCESS
+
+
+def test_guest_cannot_publish_on_another_users_in_topic(
+    connect: Callable[..., RawClient], session_name: str
+) -> None:
+    host = connect("streamer", "h-pub")
+    bob = connect("bob", "b-pub")
+    assert host.wait_connected() == SUCCESS and bob.wait_connected() == SUCCESS
+    host.subscribe(topic(session_name, "in/+"))
+    bob.publish(topic(session_name, "in/alice"), b"forged", qos=1)
+    bob.publish(topic(session_name, "in/bob"), b"mine", qos=1)
+    got = host.inbox.wait_for(lambda m: any(x.payload == b"mine" for x in m))
+    assert [m.topic for m in got] == [topic(session_name, "in/bob")]
+
+
+def test_guest_subscribing_to_every_input_receives_nothing(
+    connect: Callable[..., RawClient], session_name: str
+) -> None:
+    host = connect("streamer", "h-spy")
+    alice = connect("alice", "a-spy")
+    bob = connect("bob", "b-spy")
+    for client in (host, alice, bob):
+        assert client.wait_connected() == SUCCESS
+    host.subscribe(topic(session_name, "in/+"))
+    bob.subscribe(topic(session_name, "in/+"))
+    bob.subscribe("coplay/#")
+    bob.subscribe("#")
+    alice.publish(topic(session_name, "in/alice"), b"secret-input", qos=1)
+    host.inbox.wait_count(1)
+    # the host got it, so the broker has routed it; give bob's copy the same time plus margin
+    host.publish(topic(session_name, "out/bob"), b"marker", qos=1)
+    time.sleep(0.3)  # nothing to await: asserting an absence
+    assert bob.inbox.snapshot() == []
+
+
+def test_host_token_reads_inputs_and_writes_outputs_and_host_state(
+    connect: Callable[..., RawClient], session_name: str
+) -> None:
+    host = connect("streamer", "h-rw")
+    alice = connect("alice", "a-rw")
+    assert host.wait_connected() == SUCCESS and alice.wait_connected() == SUCCESS
+    host.subscribe(topic(session_name, "in/+"))
+    alice.subscribe(topic(session_name, "out/alice"))
+    alice.subscribe("coplay/+/host")
+    alice.publish(topic(session_name, "in/alice"), b"hello", qos=1)
+    assert host.inbox.wait_count(1)[0].payload == b"hello"
+    host.publish(topic(session_name, "out/alice"), b"welcome", qos=1)
+    host.publish(topic(session_name, "host"), b"state", qos=1)
+    got = alice.inbox.wait_count(2)
+    assert {(m.topic, m.payload) for m in got} == {
+        (topic(session_name, "out/alice"), b"welcome"),
+        (topic(session_name, "host"), b"state"),
+    }
+
+
+def test_qos0_publish_reaches_a_qos1_subscriber_at_qos0(
+    connect: Callable[..., RawClient], session_name: str
+) -> None:
+    """amqtt bug 5: deliveries used the subscription QoS, upgrading every Input frame."""
+    host = connect("streamer", "h-qos")
+    alice = connect("alice", "a-qos")
+    assert host.wait_connected() == SUCCESS and alice.wait_connected() == SUCCESS
+    host.subscribe(topic(session_name, "in/+"), qos=1)
+    alice.publish(topic(session_name, "in/alice"), b"input", qos=0)
+    alice.publish(topic(session_name, "in/alice"), b"hello", qos=1)
+    got = host.inbox.wait_count(2)
+    assert [(m.payload, m.qos) for m in got] == [(b"input", 0), (b"hello", 1)]
+
+
+def test_retained_host_state_reaches_late_subscribers_only(
+    connect: Callable[..., RawClient], session_name: str
+) -> None:
+    host = connect("streamer", "h-ret")
+    assert host.wait_connected() == SUCCESS
+    host.publish(topic(session_name, "host"), b"online", qos=1, retain=True)
+    alice = connect("alice", "a-ret")
+    assert alice.wait_connected() == SUCCESS
+    alice.subscribe(topic(session_name, "host"))
+    got = alice.inbox.wait_count(1)
+    assert (got[0].payload, got[0].retain) == (b"online", True)
+    # a newcomer that never subscribed to the host topic must not be sent it (amqtt bug 3)
+    carol = connect("carol", "c-ret")
+    assert carol.wait_connected() == SUCCESS
+    carol.subscribe(topic(session_name, "out/carol"))
+    host.publish(topic(session_name, "out/carol"), b"marker", qos=1)
+    got = carol.inbox.wait_count(1)
+    assert [m.payload for m in got] == [b"marker"]
+    host.publish(topic(session_name, "host"), b"", qos=1, retain=True)  # clear it
+
+
+def test_last_will_is_delivered_on_abrupt_disconnect(
+    connect: Callable[..., RawClient], session_name: str
+) -> None:
+    host = connect("streamer", "h-will")
+    assert host.wait_connected() == SUCCESS
+    host.subscribe(topic(session_name, "in/+"))
+    alice = connect("alice", "a-will", will=(topic(session_name, "in/alice"), b"bye", 1, False))
+    assert alice.wait_connected() == SUCCESS
+    alice.drop()
+    got = host.inbox.wait_count(1, timeout=10)
+    assert (got[0].topic, got[0].payload) == (topic(session_name, "in/alice"), b"bye")
+
+
+def test_will_on_another_users_topic_is_refused(
+    connect: Callable[..., RawClient], session_name: str
+) -> None:
+    bob = connect("bob", "b-will", will=(topic(session_name, "in/alice"), b"bye", 1, False))
+    assert bob.wait_connected() != SUCCESS
+
+
+def test_refused_connect_does_not_disturb_the_client_id_it_names(
+    relay: RelayService, connect: Callable[..., RawClient], session_name: str
+) -> None:
+    """amqtt bug 1: a bad CONNECT with a live client id used to drop that client's session."""
+    alice = connect("alice", "a-victim")
+    host = connect("streamer", "h-victim")
+    assert alice.wait_connected() == SUCCESS and host.wait_connected() == SUCCESS
+    alice.subscribe(topic(session_name, "out/alice"))
+    intruder = connect("alice", "a-victim", password="garbage")
+    assert intruder.wait_connected() != SUCCESS
+    intruder.close()
+    host.publish(topic(session_name, "out/alice"), b"still-here", qos=1)
+    assert alice.inbox.wait_count(1)[0].payload == b"still-here"
+
+
+def _connect_packet(
+    client_id: str, username: str, password: str, keepalive: int, will: tuple[str, bytes]
+) -> bytes:
+    def text(value: str | bytes) -> bytes:
+        raw = value.encode() if isinstance(value, str) else value
+        return struct.pack("!H", len(raw)) + raw
+
+    flags = 0x80 | 0x40 | 0x04 | 0x02 | (1 << 3)  # user, password, will (QoS 1), clean session
+    variable = text("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
+    payload = text(client_id) + text(will[0]) + text(will[1]) + text(username) + text(password)
+    body = variable + payload
+    length, encoded = len(body), b""
+    while True:
+        byte, length = length % 128, length // 128
+        encoded += bytes([byte | (0x80 if length else 0)])
+        if not length:
+            break
+    return bytes([0x10]) + encoded + body
+
+
+def test_silent_client_is_dropped_after_its_keepalive_and_its_will_sent(
+    relay: RelayService, connect: Callable[..., RawClient], session_name: str
+) -> None:
+    """amqtt bug 4 (Yakifo/amqtt#308): a frozen client used to stay connected forever."""
+    host = connect("streamer", "h-silent")
+    assert host.wait_connected() == SUCCESS
+    host.subscribe(topic(session_name, "in/+"))
+    token = relay.user_token("alice", "a-silent")
+    with socket.create_connection(("127.0.0.1", relay.mqtt_port), timeout=10) as sock:
+        will = (topic(session_name, "in/alice"), b"gone")
+        sock.sendall(_connect_packet(relay.cid("a-silent"), "alice", token, 1, will))
+        assert sock.recv(4) == b"\x20\x02\x00\x00"  # CONNACK accepted
+        started = time.monotonic()
+        got = host.inbox.wait_count(1, timeout=10)  # we send nothing more: silent
+        waited = time.monotonic() - started
+    assert (got[0].topic, got[0].payload) == will
+    assert 1.0 <= waited < 8.0
+
+
+def test_websocket_listener_accepts_a_paho_websocket_client(
+    relay: RelayService, connect: Callable[..., RawClient], session_name: str
+) -> None:
+    host = connect("streamer", "h-ws")
+    assert host.wait_connected() == SUCCESS
+    host.subscribe(topic(session_name, "in/+"))
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=relay.cid("a-ws"), transport="websockets"
+    )
+    client.username_pw_set("alice", relay.user_token("alice", "a-ws"))
+    connected = threading.Event()
+    codes: list[str] = []
+
+    def on_connect(*args: object) -> None:
+        codes.append(str(args[3]))
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", relay.ws_port, keepalive=10)
+    client.loop_start()
+    try:
+        assert connected.wait(10)
+        assert codes == [SUCCESS]
+        client.publish(topic(session_name, "in/alice"), b"via-ws", qos=1).wait_for_publish(5)
+        assert host.inbox.wait_count(1)[0].payload == b"via-ws"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_tls_on_api_and_broker_when_a_certificate_is_configured(
+    relay_service_factory: Callable[..., RelayService], tmp_path: Path, session_name: str
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    relay = relay_service_factory(tls_cert=str(cert), tls_key=str(key), ws=False)
+    assert relay.api_url.startswith("https://")
+    token = relay.user_token("alice", "a-tls")  # over HTTPS, verified against the cert
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=relay.cid("a-tls"))
+    client.tls_set(ca_certs=str(cert))
+    client.username_pw_set("alice", token)
+    connected = threading.Event()
+    codes: list[str] = []
+
+    def on_connect(*args: object) -> None:
+        codes.append(str(args[3]))
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", relay.mqtt_port, keepalive=10)
+    client.loop_start()
+    try:
+        assert connected.wait(10)
+        assert codes == [SUCCESS]
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_broker_log_never_shows_a_token(
+    relay: RelayService, connect: Callable[..., RawClient]
+) -> None:
+    token = relay.user_token("alice", "a-log")
+    assert connect("alice", "a-log", password=token).wait_connected() == SUCCESS
+    assert connect("bob", "a-log", password=token).wait_connected() != SUCCESS
+    log = relay.log_text()
+    assert "mqtt_refused" in log
+    assert token not in log and token.split(".")[2] not in log
+    assert relay.jwt_secret not in log

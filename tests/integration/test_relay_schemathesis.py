@@ -1,0 +1,58 @@
+"""schemathesis against the live token API: no 5xx, and every answer matches the OpenAPI.
+
+The schema is generated in-process from the same Litestar app factory (so the
+tests can be collected before any server runs; schemathesis's lazy
+``from_fixture`` loader does not work with pytest 9), and a separate test
+checks that the live ``/schema/openapi.json`` is that very document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+import structlog
+from hypothesis import HealthCheck, settings
+
+from relay.config import AppCredentials
+from relay.secrets import Secret
+from relay.service.api import TokenService, create_app
+from relay.service.claims import TokenIssuer
+from relay.service.ratelimit import RateLimiter
+from tests.support.relay_service import RelayService
+
+
+def _openapi_document() -> dict[str, Any]:
+    app = AppCredentials("coplay", "streamer-app", Secret("unused-secret"), frozenset())
+    issuer = TokenIssuer(Secret("s" * 48))
+    log = structlog.get_logger("test")
+    litestar_app = create_app(TokenService((app,), issuer, 3600, log), RateLimiter(60), log)
+    return litestar_app.openapi_schema.to_schema()
+
+
+DOCUMENT = _openapi_document()
+schema = schemathesis.openapi.from_dict(DOCUMENT)
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayService]:
+    workdir: Path = tmp_path_factory.mktemp("relay")
+    service = RelayService(workdir, ws=False, rate_limit_per_min=100_000)
+    service.start()
+    yield service
+    service.stop()
+    service.kill()
+
+
+def test_the_live_service_serves_this_openapi_document(relay: RelayService) -> None:
+    assert httpx.get(relay.api_url + "/schema/openapi.json").json() == DOCUMENT
+
+
+@schema.parametrize()
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_token_api_conforms_to_its_openapi(case: schemathesis.Case, relay: RelayService) -> None:
+    case.call_and_validate(base_url=relay.api_url, timeout=10)
