@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from relay import __version__
 from relay.config import default_config_path
@@ -13,9 +14,45 @@ from relay.errors import EXIT_FAILURE, CoplayError
 from relay.logs import LEVELS
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that never echoes the value given to an unknown option.
+
+    Secrets never come from the command line, but someone will try
+    ``--password X``; the usage error then names the option, not the value.
+    """
+
+    _argv: tuple[str, ...] = ()
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        self._argv = tuple(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        for value in _unknown_option_values(self._argv, self._option_string_actions):
+            message = message.replace(value, "***")
+        super().error(message)
+
+
+def _unknown_option_values(argv: Sequence[str], known: Iterable[str]) -> list[str]:
+    """Values that follow (``--x V``) or are attached to (``--x=V``) an unknown option."""
+    known = set(known)
+    values = []
+    for i, token in enumerate(argv):
+        name, eq, attached = token.partition("=")
+        if not token.startswith("-") or name in known:
+            continue
+        if eq and attached:
+            values.append(attached)
+        elif not eq and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            values.append(argv[i + 1])
+    return sorted(values, key=len, reverse=True)
+
+
 def base_parser(prog: str, description: str, config_name: str) -> argparse.ArgumentParser:
     """A parser with ``--config``, ``--log-level``, ``--log-format`` and ``--version``."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = ArgumentParser(prog=prog, description=description)
     add_common(parser, config_name)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
