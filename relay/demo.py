@@ -228,7 +228,7 @@ def run_demo(seconds: float, keep: bool) -> int:
         relay = demo.start("relay", ["-m", "relay.cli", "serve", "--config", "relay.toml"])
         deadline = time.monotonic() + 20
         if not (
-            wait_port(demo.api_port, deadline, relay) and wait_port(demo.mqtt_port, deadline, relay)
+            wait_port(demo.api_port, deadline, relay.proc) and wait_port(demo.mqtt_port, deadline, relay.proc)
         ):
             print(f"coplay demo: the relay did not start; see {relay.log}", file=sys.stderr)
             return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -31,7 +32,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         for value in _unknown_option_values(self._argv, self._option_string_actions):
-            message = message.replace(value, "***")
+            # whole tokens only: in "unrecognized arguments: ..." or "invalid choice: 'V'"
+            message = re.sub(rf"(?<=[\s'=]){re.escape(value)}(?=[\s']|$)", "***", message)
         super().error(message)
 
 
@@ -43,11 +45,11 @@ def _unknown_option_values(argv: Sequence[str], known: Iterable[str]) -> list[st
         name, eq, attached = token.partition("=")
         if not token.startswith("-") or name in known:
             continue
-        if eq and attached:
+        if eq:
             values.append(attached)
-        elif not eq and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("-"):
             values.append(argv[i + 1])
-    return sorted(values, key=len, reverse=True)
+    return sorted((v for v in values if v), key=len, reverse=True)
 
 
 def base_parser(prog: str, description: str, config_name: str) -> argparse.ArgumentParser:
