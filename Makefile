@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(PY) -m relay.demo
 
 test: $(STAMP)
-	scripts/ensure-system-deps
+	tests/ensure-system-deps
 	$(VENV)/bin/ruff check relay host guest tests
 	$(VENV)/bin/ruff format --check relay host guest tests
 	$(VENV)/bin/mypy
@@ -32,7 +32,7 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
 
 bench: $(STAMP)
-	scripts/ensure-system-deps
+	tests/ensure-system-deps
 	$(PY) -m tests.bench
 
 clean:

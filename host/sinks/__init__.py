@@ -1,1 +1,31 @@
 """Where applied pad states go: a virtual pad, a log, a JSON-lines file, or nowhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from host.sinks.base import Meta, Sink
+from host.sinks.uinput import RumbleCallback
+from relay.config import check_sink
+
+__all__ = ["Meta", "Sink", "make_sink"]
+
+
+def make_sink(spec: str, *, on_rumble: RumbleCallback, rumble_cap_ms: int) -> Sink:
+    """The sink a ``--sink``/``sink`` value names: ``uinput | log | jsonl:PATH | null``."""
+    kind, _, arg = check_sink(spec).partition(":")
+    if kind == "uinput":
+        from host.sinks.uinput import UInputSink  # noqa: PLC0415
+
+        return UInputSink(on_rumble, rumble_cap_ms)
+    if kind == "log":
+        from host.sinks.log import LogSink  # noqa: PLC0415
+
+        return LogSink()
+    if kind == "jsonl":
+        from host.sinks.jsonl import JsonlSink  # noqa: PLC0415
+
+        return JsonlSink(Path(arg).expanduser())
+    from host.sinks.null import NullSink  # noqa: PLC0415
+
+    return NullSink()

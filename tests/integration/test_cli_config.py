@@ -22,10 +22,10 @@ import pytest
 
 from relay import __version__
 
-SECRET = "SeCrEt-7c1d0e9a4b3f2a6d8e5f"  # noqa: S105 (a test value; must never be printed)
-JWT_SECRET = "JwT-SeCrEt-0123456789abcdef0123456789abcdef"  # noqa: S105 (a test value)
-SHORT_JWT = "ShortJwtSecret-1"  # noqa: S105 (too short on purpose)
-BROKER_PASSWORD = "BrOkEr-PaSs-5e6f7a8b"  # noqa: S105 (a test value)
+SECRET = "SeCrEt-7c1d0e9a4b3f2a6d8e5f"
+JWT_SECRET = "JwT-SeCrEt-0123456789abcdef0123456789abcdef"
+SHORT_JWT = "ShortJwtSecret-1"
+BROKER_PASSWORD = "BrOkEr-PaSs-5e6f7a8b"
 ALL_SECRETS = (SECRET, JWT_SECRET, SHORT_JWT, BROKER_PASSWORD)
 
 PROGS = ("host", "guest", "relay")
@@ -78,7 +78,7 @@ def _run(root: Path, case: Case) -> Result:
     root.mkdir(parents=True)
     config_path = root / CONFIG_NAME[case.prog]
     if case.config is not None:
-        config_path.write_bytes(case.config.encode("utf-8", "surrogateescape"))
+        config_path.write_text(case.config.replace("{root}", str(root)), encoding="utf-8")
     for name, text in case.files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text, encoding="utf-8")
@@ -111,145 +111,58 @@ def _run(root: Path, case: Case) -> Result:
 
 # ---------------------------------------------------------------- the cases
 
-# bad configs: (prog, file text, the field path the one stderr line must name)
+# bad configs: (prog, file text, the field path the one stderr line must name).
+# tests/unit/test_config.py runs a larger matrix in-process; these are the
+# cases the contract names, through the real console scripts.
 BAD: dict[str, tuple[str, str | None, str]] = {
     "host-missing-username": (
         "host",
         f'[relay]\nsession = "friday"\napp_client_secret = "{SECRET}"\n',
         "$.relay.username",
     ),
-    "host-missing-relay": ("host", "[host]\nseats = [2]\n", "$.relay"),
     "host-unknown-key": ("host", HOST_OK + "colour = 1\n", "$.relay.colour"),
-    "host-unknown-section-key": ("host", HOST_OK + "[host]\nseat = 2\n", "$.host.seat"),
     "host-seat-0": ("host", HOST_OK + "[host]\nseats = [0]\n", "$.host.seats[0]"),
-    "host-seat-2nd-bad": ("host", HOST_OK + "[host]\nseats = [2, 17]\n", "$.host.seats[1]"),
-    "host-seats-repeated": ("host", HOST_OK + "[host]\nseats = [2, 2]\n", "$.host.seats"),
     "host-session-slash": (
         "host",
         f'[relay]\nusername = "alice"\nsession = "a/b"\napp_client_secret = "{SECRET}"\n',
         "$.relay.session",
-    ),
-    "host-session-wildcard": (
-        "host",
-        f'[relay]\nusername = "alice"\nsession = "#"\napp_client_secret = "{SECRET}"\n',
-        "$.relay.session",
-    ),
-    "host-username-65": (
-        "host",
-        f'[relay]\nusername = "{"u" * 65}"\nsession = "s"\napp_client_secret = "{SECRET}"\n',
-        "$.relay.username",
-    ),
-    "host-broker-url-scheme": (
-        "host",
-        HOST_OK + 'broker_url = "http://127.0.0.1:1883"\n',
-        "$.relay.broker_url",
-    ),
-    "host-broker-url-port": (
-        "host",
-        HOST_OK + 'broker_url = "mqtt://127.0.0.1:99999"\n',
-        "$.relay.broker_url",
     ),
     "host-broker-url-with-password": (
         "host",
         HOST_OK + f'broker_url = "tcp://alice:{BROKER_PASSWORD}@127.0.0.1:1883"\n',
         "$.relay.broker_url",
     ),
-    "host-api-url": ("host", HOST_OK + 'api_url = "127.0.0.1:8080"\n', "$.relay.api_url"),
     "host-allow-seat-not-in-seats": (
         "host",
         HOST_OK + '[host]\nseats = [2]\nallow = ["bob = 3"]\n',
         "$.host.allow[0]",
     ),
-    "host-allow-bad-user": (
-        "host",
-        HOST_OK + '[host]\nallow = ["alice", "b/b"]\n',
-        "$.host.allow[1]",
-    ),
-    "host-stale-ms-type": ("host", HOST_OK + '[host]\nstale_ms = "250"\n', "$.host.stale_ms"),
-    "host-sink": ("host", HOST_OK + '[host]\nsink = "speaker"\n', "$.host.sink"),
-    "host-no-app-secret": ("host", RELAY_OK, "$.relay.app_client_secret"),
-    "host-no-password": ("host", RELAY_OK + 'api_url = ""\n', "$.relay.password"),
-    "host-secret-twice": (
-        "host",
-        HOST_OK + 'app_client_secret_file = "s.txt"\n',
-        "$.relay.app_client_secret",
-    ),
-    "host-secret-file-missing": (
-        "host",
-        RELAY_OK + 'app_client_secret_file = "nowhere.txt"\n',
-        "$.relay.app_client_secret_file",
-    ),
     "host-malformed-toml": ("host", HOST_OK + "[host\nseats = [2]\n", "TOML"),
-    "host-not-utf8": ("host", HOST_OK + '[host]\nsink = "\udcff"\n', "UTF-8"),
     "host-missing-file": ("host", None, "no such config file"),
     "guest-rate-0": ("guest", HOST_OK + "[guest]\nrate_hz = 0\n", "$.guest.rate_hz"),
-    "guest-max-below-rate": (
-        "guest",
-        HOST_OK + "[guest]\nrate_hz = 120\nmax_rate_hz = 60\n",
-        "$.guest.max_rate_hz",
-    ),
-    "guest-host-section": ("guest", HOST_OK + "[host]\nseats = [2]\n", "$.host"),
-    "guest-session-slash": (
-        "guest",
-        f'[relay]\nusername = "alice"\nsession = "a/b"\napp_client_secret = "{SECRET}"\n',
-        "$.relay.session",
-    ),
-    "guest-missing-username": (
-        "guest",
-        f'[relay]\nsession = "s"\napp_client_secret = "{SECRET}"\n',
-        "$.relay.username",
-    ),
     "guest-unknown-key": ("guest", HOST_OK + "[guest]\nfps = 60\n", "$.guest.fps"),
-    "guest-malformed-toml": ("guest", 'relay = {username = "alice"', "TOML"),
     "guest-missing-file": ("guest", None, "no such config file"),
     "relay-missing-apps": ("relay", f'[server]\njwt_secret = "{JWT_SECRET}"\n', "$.apps"),
-    "relay-app-missing-client-id": (
-        "relay",
-        f'[server]\njwt_secret = "{JWT_SECRET}"\n[[apps]]\nclient_secret = "x"\n',
-        "$.apps[0].client_id",
-    ),
     "relay-unknown-key": (
         "relay",
         f'[server]\njwt_secret = "{JWT_SECRET}"\nport = 1\n' + APPS_OK,
         "$.server.port",
     ),
-    "relay-bad-listen": (
-        "relay",
-        f'[server]\njwt_secret = "{JWT_SECRET}"\napi_listen = "8080"\n' + APPS_OK,
-        "$.server.api_listen",
-    ),
-    "relay-max-token-0": (
-        "relay",
-        f'[server]\njwt_secret = "{JWT_SECRET}"\nmax_token_s = 0\n' + APPS_OK,
-        "$.server.max_token_s",
-    ),
-    "relay-no-jwt-secret": ("relay", APPS_OK, "$.server.jwt_secret"),
     "relay-short-jwt-secret": (
         "relay",
         f'[server]\njwt_secret = "{SHORT_JWT}"\n' + APPS_OK,
         "$.server.jwt_secret",
     ),
-    "relay-app-no-secret": (
-        "relay",
-        f'[server]\njwt_secret = "{JWT_SECRET}"\n[[apps]]\nclient_id = "a"\n',
-        "$.apps[0].client_secret",
-    ),
     "relay-malformed-toml": ("relay", "[server]\njwt_secret = \n", "TOML"),
-    "relay-missing-file": ("relay", None, "no such config file"),
 }
 
 # good configs: each must pass --check (exit 0) with the secret from where it says
 GOOD: dict[str, Case] = {
     "host-secret-inline": Case("host", HOST_OK),
-    "host-secret-file-beside-config": Case(
+    "host-secret-file": Case(
         "host",
-        RELAY_OK + 'app_client_secret_file = "app_secret"\n',
+        RELAY_OK + 'app_client_secret_file = "app_secret"\n',  # beside the config
         files={"app_secret": SECRET + "\n"},
-    ),
-    "host-secret-file-absolute": Case(
-        "host",
-        RELAY_OK + 'app_client_secret_file = "{root}/elsewhere/app_secret"\n',
-        files={"elsewhere/app_secret": SECRET},
     ),
     "host-secret-credentials-directory": Case(
         "host",
@@ -258,32 +171,18 @@ GOOD: dict[str, Case] = {
         files={"creds/app_secret": SECRET},  # not beside the config: only $CREDENTIALS_DIRECTORY
     ),
     "host-secret-env": Case("host", RELAY_OK, env={"COPLAY_APP_CLIENT_SECRET": SECRET}),
-    "host-full": Case(
-        "host",
-        HOST_OK
-        + "[host]\nseats = [2, 3]\n"
-        + 'allow = ["bob = 3", "carol"]\nstale_ms = 250\nidle_s = 60\nsink = "jsonl:/tmp/x"\n',
-    ),
-    "host-password-inline": Case(
-        "host", RELAY_OK + f'api_url = ""\npassword = "{BROKER_PASSWORD}"\n'
-    ),
-    "host-password-file": Case(
-        "host",
-        RELAY_OK + 'api_url = ""\npassword_file = "pw"\n',
-        files={"pw": BROKER_PASSWORD},
-    ),
     "host-password-env": Case(
         "host", RELAY_OK + 'api_url = ""\n', env={"COPLAY_MQTT_PASSWORD": BROKER_PASSWORD}
     ),
     "guest-secret-inline": Case("guest", HOST_OK + '[guest]\nsource = "virtual"\n'),
     "guest-secret-file": Case(
         "guest",
-        RELAY_OK + 'app_client_secret_file = "s"\n',
-        files={"s": SECRET},
+        RELAY_OK + 'app_client_secret_file = "{root}/elsewhere/s"\n',  # absolute
+        files={"elsewhere/s": SECRET},
     ),
     "guest-secret-env": Case("guest", RELAY_OK, env={"COPLAY_APP_CLIENT_SECRET": SECRET}),
-    "guest-password-env": Case(
-        "guest", RELAY_OK + 'api_url = ""\n', env={"COPLAY_MQTT_PASSWORD": BROKER_PASSWORD}
+    "guest-password-file": Case(
+        "guest", RELAY_OK + 'api_url = ""\npassword_file = "pw"\n', files={"pw": BROKER_PASSWORD}
     ),
     "relay-jwt-inline": Case("relay", f'[server]\njwt_secret = "{JWT_SECRET}"\n' + APPS_OK),
     "relay-jwt-file": Case(
@@ -298,12 +197,6 @@ GOOD: dict[str, Case] = {
         files={"creds/jwt": JWT_SECRET},
     ),
     "relay-jwt-env": Case("relay", APPS_OK, env={"COPLAY_JWT_SECRET": JWT_SECRET}),
-    "relay-app-secret-file": Case(
-        "relay",
-        f'[server]\njwt_secret = "{JWT_SECRET}"\n'
-        '[[apps]]\nclient_id = "streamer-app"\nclient_secret_file = "app"\n',
-        files={"app": SECRET},
-    ),
     # no --config: the default location under XDG_CONFIG_HOME
     "host-default-location": Case(
         "host",
@@ -325,14 +218,12 @@ for _prog in PROGS:
     FLAGS[f"{_prog}-version"] = Case(_prog, None, args=("--version",), with_config_flag=False)
     FLAGS[f"{_prog}-unknown-flag"] = Case(_prog, None, args=("--frobnicate",))
     FLAGS[f"{_prog}-secret-flag"] = Case(_prog, None, args=("--password", SECRET))
-    FLAGS[f"{_prog}-missing-default"] = Case(_prog, None, with_config_flag=False)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Result]:
     """Run every case once, a few processes at a time."""
     cases: dict[str, Case] = {name: Case(prog, text) for name, (prog, text, _) in BAD.items()}
-    cases["host-secret-twice"] = Case("host", BAD["host-secret-twice"][1], files={"s.txt": SECRET})
     cases.update(GOOD)
     cases.update(FLAGS)
     cases["env-secret-error"] = ENV_SECRET_ERROR
@@ -377,14 +268,11 @@ def test_an_environment_secret_is_not_echoed_on_error(results: dict[str, Result]
     _no_secret(result)
 
 
-@pytest.mark.parametrize("prog", PROGS)
-def test_missing_default_config_names_the_default_path(
-    prog: str, results: dict[str, Result]
-) -> None:
-    result = results[f"{prog}-missing-default"]
-    assert result.returncode == 78
-    expected = result.root / "config" / "coplay" / CONFIG_NAME[prog]
-    assert f"{expected}: no such config file" in _one_line(result)
+def test_the_default_config_location_is_used(results: dict[str, Result]) -> None:
+    """Without --config, host.toml is read from $XDG_CONFIG_HOME/coplay/."""
+    result = results["host-default-location"]
+    assert result.returncode == 0, result.output
+    assert str(result.root / "config" / "coplay" / "host.toml") in result.stdout
 
 
 # ---------------------------------------------------------------- good configs
@@ -441,5 +329,5 @@ def test_a_secret_flag_is_refused_without_echo(prog: str, results: dict[str, Res
     """There is no --password; argparse refuses it, and must not print the value back."""
     result = results[f"{prog}-secret-flag"]
     assert result.returncode == 2
-    assert "--password" in result.stderr
+    assert "***" in result.stderr
     _no_secret(result)

@@ -1,0 +1,347 @@
+"""The seat table: who sits where, which frames count, and when a pad must go neutral.
+
+Pure logic, no threads, no MQTT, no clock of its own: every method takes
+``now`` (monotonic seconds) and returns *actions* for the caller to carry out,
+so host rules 2-6 of DESIGN are unit-testable with plain values:
+
+- :class:`Apply`        apply this Input's state to seat N
+- :class:`Neutral`      seat N goes neutral now, for ``reason`` ("stale" | "bye")
+- :class:`Reply`        send this frame to ``user`` on ``out/{user}``
+- :class:`SeatChange`   occupancy changed (publish HostState, log it)
+
+Frames that are dropped return no action and are counted in :attr:`SeatTable.drops`
+by reason (see :class:`DropReason`; the decoder's reasons are counted there too).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final, NamedTuple, TypeAlias
+
+from relay.clock import HALF, WRAP
+from relay.frames import Bye, Frame, Hello, Input, Ping, Pong, Reject, RejectCode, Welcome
+
+REMEMBER_EPOCHS: Final = 8  # ended/replaced epochs kept per seat, never accepted again
+REJECT_MEMORY: Final = 1024  # users whose last Reject is remembered (rate limit)
+
+
+class DropReason(enum.StrEnum):
+    """Why a frame changed nothing (the decoder's :class:`~relay.frames.Drop` values join these)."""
+
+    OVERSIZED = "oversized"
+    MALFORMED = "malformed"
+    UNKNOWN_KIND = "unknown_kind"
+    OUT_OF_RANGE = "out_of_range"
+    RETAINED = "retained"
+    BAD_TOPIC = "bad_topic"
+    UNEXPECTED_KIND = "unexpected_kind"  # a host -> guest frame sent to the host
+    NOT_ALLOWED = "not_allowed"
+    FULL = "full"
+    STALE_EPOCH = "stale_epoch"
+    OLD_SEQ = "old_seq"
+    DUPLICATE = "duplicate"
+    NOT_SEATED = "not_seated"
+
+
+class Apply(NamedTuple):
+    seat: int
+    user: str
+    frame: Input
+
+
+class Neutral(NamedTuple):
+    seat: int
+    reason: str  # "stale" | "bye"
+    user: str | None
+    epoch: int | None
+
+
+class Reply(NamedTuple):
+    user: str
+    frame: Frame
+    qos: int
+
+
+class SeatChange(NamedTuple):
+    event: str  # "seat_taken" | "seat_freed" | "epoch_replaced"
+    seat: int
+    user: str
+    epoch: int
+    why: str  # "hello" | "input" | "bye" | "idle"
+
+
+Action: TypeAlias = Apply | Neutral | Reply | SeatChange
+NO_ACTIONS: Final[tuple[Action, ...]] = ()
+
+
+class _Seat:
+    __slots__ = ("dead", "epoch", "last_rx", "last_seq", "number", "reserved", "stale", "user")
+
+    def __init__(self, number: int, reserved: str | None) -> None:
+        self.number = number
+        self.reserved = reserved  # the only user who may take it (``allow = ["user = seat"]``)
+        self.user: str | None = None
+        self.epoch = 0
+        self.last_seq: int | None = None
+        self.last_rx = 0.0
+        self.stale = False
+        self.dead: deque[tuple[str, int]] = deque(maxlen=REMEMBER_EPOCHS)
+
+
+class SeatTable:
+    """Seats from the config, who may take them, and the per-seat epoch and seq checks."""
+
+    def __init__(
+        self,
+        seats: Sequence[int],
+        allowed: Mapping[str, int | None],
+        *,
+        stale_s: float = 0.25,
+        idle_s: float = 60.0,
+    ) -> None:
+        if not seats:
+            raise ValueError("at least one seat is needed")
+        reserved = {seat: user for user, seat in allowed.items() if seat is not None}
+        self._seats = [_Seat(n, reserved.get(n)) for n in seats]
+        self._by_number = {seat.number: seat for seat in self._seats}
+        self._by_user: dict[str, _Seat] = {}
+        self._allowed = dict(allowed)
+        self._stale_s = stale_s
+        self._idle_s = idle_s
+        self._rejected: dict[str, tuple[int, int]] = {}  # user -> (epoch, code) last rejected
+        self.drops: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def first_come(self) -> bool:
+        """True when ``allow`` is empty: any user may take a free seat."""
+        return not self._allowed
+
+    @property
+    def seats(self) -> list[int]:
+        return [seat.number for seat in self._seats]
+
+    def occupancy(self) -> list[tuple[int, str]]:
+        """``[(seat, user or "")]`` in config order, as HostState carries it."""
+        return [(seat.number, seat.user or "") for seat in self._seats]
+
+    def user_at(self, seat: int) -> str | None:
+        found = self._by_number.get(seat)
+        return found.user if found is not None else None
+
+    def epoch_at(self, seat: int) -> int | None:
+        found = self._by_number.get(seat)
+        return found.epoch if found is not None and found.user is not None else None
+
+    def is_stale(self, seat: int) -> bool:
+        found = self._by_number.get(seat)
+        return bool(found is not None and found.stale)
+
+    def count(self, reason: str) -> None:
+        self.drops[reason] += 1
+
+    # ------------------------------------------------------------------ frames
+
+    def on_frame(self, user: str, frame: Frame, now: float) -> Sequence[Action]:
+        """What ``frame`` from ``user`` (the topic's sender) changes; drops are counted."""
+        kind = type(frame)
+        if kind is Input:
+            return self._input(user, frame, now)  # type: ignore[arg-type]
+        if kind is Ping:
+            return self._ping(user, frame, now)  # type: ignore[arg-type]
+        if kind is Hello:
+            return self._hello(user, frame, now)  # type: ignore[arg-type]
+        if kind is Bye:
+            return self._bye(user, frame)  # type: ignore[arg-type]
+        self.drops[DropReason.UNEXPECTED_KIND] += 1
+        return NO_ACTIONS
+
+    def _input(self, user: str, frame: Input, now: float) -> Sequence[Action]:
+        seat = self._by_user.get(user)
+        if seat is not None and frame.epoch == seat.epoch:  # the hot path
+            last = seat.last_seq
+            if last is not None and not 1 <= (frame.seq - last) % WRAP < HALF:
+                self.drops[DropReason.DUPLICATE if frame.seq == last else DropReason.OLD_SEQ] += 1
+                return NO_ACTIONS
+            seat.last_seq = frame.seq
+            seat.last_rx = now
+            seat.stale = False
+            return (Apply(seat.number, user, frame),)
+        if seat is not None:
+            if self._is_dead(user, frame.epoch):
+                self.drops[DropReason.STALE_EPOCH] += 1
+                return NO_ACTIONS
+            actions = self._replace(seat, frame.epoch, now, "input")
+            seat.last_seq = frame.seq
+            return (*actions, Apply(seat.number, user, frame))
+        taken = self._take(user, frame.epoch, now, "input")
+        new_seat = self._by_user.get(user)
+        if new_seat is None:
+            return taken
+        new_seat.last_seq = frame.seq
+        return (*taken, Apply(new_seat.number, user, frame))
+
+    def _ping(self, user: str, frame: Ping, now: float) -> Sequence[Action]:
+        seat = self._by_user.get(user)
+        if seat is not None and frame.epoch == seat.epoch:
+            seat.last_rx = now
+            return (Reply(user, Pong(frame.epoch, frame.t, seat.number), 0),)
+        if not self._may_sit(user):
+            return self._reject(user, frame.epoch, RejectCode.NOT_ALLOWED)
+        if self._is_dead(user, frame.epoch):
+            self.drops[DropReason.STALE_EPOCH] += 1
+            return NO_ACTIONS
+        return (Reply(user, Pong(frame.epoch, frame.t, 0), 0),)  # seat 0: no seat (yet)
+
+    def _hello(self, user: str, frame: Hello, now: float) -> Sequence[Action]:
+        seat = self._by_user.get(user)
+        if seat is None:
+            return self._take(user, frame.epoch, now, "hello")
+        if frame.epoch == seat.epoch:  # a repeated Hello: the Welcome may have been lost
+            seat.last_rx = now
+            return (Reply(user, Welcome(frame.epoch, seat.number), 1),)
+        if self._is_dead(user, frame.epoch):
+            self.drops[DropReason.STALE_EPOCH] += 1
+            return NO_ACTIONS
+        old = seat.epoch
+        replaced = self._replace(seat, frame.epoch, now, "hello")
+        return (Neutral(seat.number, "bye", user, old), *replaced)
+
+    def _bye(self, user: str, frame: Bye) -> Sequence[Action]:
+        seat = self._by_user.get(user)
+        if seat is None:
+            self.drops[DropReason.NOT_SEATED] += 1
+            return NO_ACTIONS
+        if frame.epoch != seat.epoch:  # an older process's Last Will: it never comes back
+            if not self._is_dead(user, frame.epoch):
+                seat.dead.append((user, frame.epoch))
+            self.drops[DropReason.STALE_EPOCH] += 1
+            return NO_ACTIONS
+        epoch = seat.epoch
+        seat.dead.append((user, epoch))
+        self._free(seat)
+        return (
+            Neutral(seat.number, "bye", user, epoch),
+            SeatChange("seat_freed", seat.number, user, epoch, "bye"),
+        )
+
+    # ------------------------------------------------------------------ timers
+
+    def tick(self, now: float) -> Sequence[Action]:
+        """The timers: neutral after ``stale_s`` of silence, the seat freed after ``idle_s``."""
+        actions: list[Action] = []
+        for seat in self._seats:
+            user = seat.user
+            if user is None:
+                continue
+            silent = now - seat.last_rx
+            if not seat.stale and silent >= self._stale_s:
+                seat.stale = True
+                actions.append(Neutral(seat.number, "stale", user, seat.epoch))
+            if silent >= self._idle_s:
+                epoch = seat.epoch
+                self._free(seat)
+                actions.append(SeatChange("seat_freed", seat.number, user, epoch, "idle"))
+        return actions
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has something to do (monotonic seconds), or None."""
+        deadline: float | None = None
+        for seat in self._seats:
+            if seat.user is None:
+                continue
+            due = seat.last_rx + (self._idle_s if seat.stale else self._stale_s)
+            if deadline is None or due < deadline:
+                deadline = due
+        return deadline
+
+    # ------------------------------------------------------------------ helpers
+
+    def _may_sit(self, user: str) -> bool:
+        return not self._allowed or user in self._allowed
+
+    def _is_dead(self, user: str, epoch: int) -> bool:
+        key = (user, epoch)
+        return any(key in seat.dead for seat in self._seats)
+
+    def _free_seat_for(self, user: str) -> _Seat | None:
+        wanted = self._allowed.get(user)
+        if wanted is not None:
+            seat = self._by_number[wanted]
+            return seat if seat.user is None else None
+        for seat in self._seats:
+            if seat.user is None and seat.reserved is None:
+                return seat
+        return None
+
+    def _take(self, user: str, epoch: int, now: float, why: str) -> Sequence[Action]:
+        if not self._may_sit(user):
+            return self._reject(user, epoch, RejectCode.NOT_ALLOWED)
+        if self._is_dead(user, epoch):
+            self.drops[DropReason.STALE_EPOCH] += 1
+            return NO_ACTIONS
+        seat = self._free_seat_for(user)
+        if seat is None:
+            return self._reject(user, epoch, RejectCode.FULL)
+        seat.user = user
+        self._seat_epoch(seat, epoch, now)
+        self._by_user[user] = seat
+        self._rejected.pop(user, None)
+        return (
+            SeatChange("seat_taken", seat.number, user, epoch, why),
+            Reply(user, Welcome(epoch, seat.number), 1),
+        )
+
+    def _replace(self, seat: _Seat, epoch: int, now: float, why: str) -> Sequence[Action]:
+        """The seat's user restarted: the new epoch takes over, the old one is dead."""
+        user = seat.user
+        assert user is not None
+        seat.dead.append((user, seat.epoch))
+        self._seat_epoch(seat, epoch, now)
+        return (
+            SeatChange("epoch_replaced", seat.number, user, epoch, why),
+            Reply(user, Welcome(epoch, seat.number), 1),
+        )
+
+    @staticmethod
+    def _seat_epoch(seat: _Seat, epoch: int, now: float) -> None:
+        seat.epoch = epoch
+        seat.last_seq = None
+        seat.last_rx = now
+        seat.stale = False
+
+    def _free(self, seat: _Seat) -> None:
+        if seat.user is not None:
+            self._by_user.pop(seat.user, None)
+        seat.user = None
+        seat.epoch = 0
+        seat.last_seq = None
+        seat.stale = False
+
+    def _reject(self, user: str, epoch: int, code: RejectCode) -> Sequence[Action]:
+        """Count the drop; answer Reject once per (epoch, code) of this user."""
+        not_allowed = code is RejectCode.NOT_ALLOWED
+        self.drops[DropReason.NOT_ALLOWED if not_allowed else DropReason.FULL] += 1
+        if self._rejected.get(user) == (epoch, code):
+            return NO_ACTIONS
+        if len(self._rejected) >= REJECT_MEMORY:
+            self._rejected.clear()
+        self._rejected[user] = (epoch, code)
+        reason = (
+            "this user is not allowed on this host"
+            if code is RejectCode.NOT_ALLOWED
+            else "every seat is taken"
+        )
+        return (Reply(user, Reject(epoch, code, reason), 1),)
+
+
+def merge_counts(*counters: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Several ``(reason, count)`` sources as one sorted dict (for logs)."""
+    total: Counter[str] = Counter()
+    for pairs in counters:
+        for reason, n in pairs:
+            total[reason] += n
+    return dict(sorted(total.items()))

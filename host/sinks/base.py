@@ -1,0 +1,43 @@
+"""The Sink seam: where applied pad states go (a virtual pad, a log, a JSON-lines file, nowhere)."""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple, Protocol
+
+from relay.frames import PadState
+
+REASON_INPUT: Final = "input"
+REASON_STALE: Final = "stale"
+REASON_BYE: Final = "bye"
+REASON_SHUTDOWN: Final = "shutdown"
+
+
+class Meta(NamedTuple):
+    """Who a state came from and when; None where unknown (neutral states)."""
+
+    user: str | None
+    epoch: int | None
+    seq: int | None
+    t: int | None  # the guest's 32-bit microsecond stamp
+    now_ns: int  # host monotonic ns when the state was handed to the sink
+    lat_us: int | None  # now - t, when the guest shares our clock; else None
+
+
+class Sink(Protocol):
+    """One pad per seat, created at start-up and kept until :meth:`close`.
+
+    ``apply`` and ``neutral`` run on the pad-writer thread only; ``open`` and
+    ``close`` on the main thread before it starts and after it stopped.
+    """
+
+    def open(self, seat: int) -> None:
+        """Create seat ``seat``'s pad (DeviceError when that is impossible)."""
+        ...
+
+    def apply(self, seat: int, state: PadState, meta: Meta) -> None: ...
+
+    def neutral(self, seat: int, reason: str, meta: Meta) -> None:
+        """All released, sticks centred, triggers 0, because of ``reason``."""
+        ...
+
+    def close(self) -> None: ...

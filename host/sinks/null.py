@@ -1,0 +1,20 @@
+"""The ``null`` sink: states go nowhere (benchmarks, dry runs)."""
+
+from __future__ import annotations
+
+from host.sinks.base import Meta
+from relay.frames import PadState
+
+
+class NullSink:
+    def open(self, seat: int) -> None:
+        pass
+
+    def apply(self, seat: int, state: PadState, meta: Meta) -> None:
+        pass
+
+    def neutral(self, seat: int, reason: str, meta: Meta) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
