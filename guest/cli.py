@@ -1,31 +1,283 @@
-"""``coplay-guest``: the friend's client."""
+"""``coplay-guest``: the friend's client.
+
+::
+
+    coplay-guest --config guest.toml [--source auto|virtual|INDEX|NAME|GUID] [--window]
+    coplay-guest devices [--virtual]        list controllers (no config needed)
+    coplay-guest --check --config guest.toml
+
+The entry point builds every collaborator (pygame, the pad source, the link,
+the session, the sender, the status display) and hands them to
+:class:`guest.app.GuestLoop`. SIGINT/SIGTERM end the loop: Bye is the last
+frame and the exit code is 0. The broker refusing the credentials exits 77,
+the host rejecting this user for good exits 75.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import secrets
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any, TextIO, cast
 
-from relay.config import load_guest_config
-from relay.entry import base_parser, config_path, run
+import structlog
+
+from guest.app import GuestLoop
+from guest.pad import PygamePadSource, Selection, list_devices
+from guest.script import ENV_SCRIPT, ScriptRunner, demo_pattern, load_script, stdin_commands
+from guest.sdl import SDL, init_pygame, load_sdl
+from guest.sender import Sender
+from guest.session import Session
+from guest.status import LineStream, StatusReporter
+from guest.virtual import NAME, RumbleEvent, VirtualPad
+from guest.window import PadWindow
+from relay.config import GuestConfig, load_guest_config
+from relay.entry import base_parser, config_path, json_logs, run
+from relay.link import Link
+from relay.logs import Redactor, configure_logging
+from relay.tokens import credential_source
+from relay.topics import Topics
 
 PROG = "coplay-guest"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+class StopRequest:
+    """Set by SIGINT/SIGTERM (only a flag: safe inside a signal handler)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = base_parser(
         PROG, "Send your gamepad to a friend's stream PC as player 2.", "guest.toml"
     )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=("run", "devices"),
+        default="run",
+        help="run (default) or devices: list the controllers SDL sees",
+    )
     parser.add_argument("--source", metavar="SRC", help="auto | virtual | INDEX | NAME | GUID")
+    parser.add_argument("--window", action="store_true", help="show a small status window")
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--virtual",
+        action="store_true",
+        help="devices: attach a virtual pad first (checks that SDL virtual pads work here)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     def go() -> int:
+        if args.command == "devices":
+            return devices(args.virtual, sys.stdout)
         config = load_guest_config(config_path(args, "guest.toml"))
         if args.check:
             print(f"{config.path}: ok")
-        return 0
+            return 0
+        return run_guest(config, args)
 
     return run(PROG, go)
+
+
+def devices(virtual: bool, out: TextIO) -> int:
+    """Print every controller SDL sees: index, name, GUID, game-controller mapping."""
+    pygame = init_pygame()
+    sdl = load_sdl(pygame)
+    pad = None
+    try:
+        if virtual:
+            pad = VirtualPad(sdl)
+            pad.attach()
+        pygame.event.get()
+        found = list_devices(sdl)
+        if not found:
+            print("no controllers found (plug one in, or try --virtual)", file=out)
+            return 0
+        print(f"{'INDEX':<6}{'NAME':<40}{'GUID':<34}MAPPING", file=out)
+        for device in found:
+            mapping = "yes" if device.is_controller else "no"
+            name = device.name + (" (virtual)" if device.virtual else "")
+            print(f"{device.index:<6}{name[:39]:<40}{device.guid:<34}{mapping}", file=out)
+        return 0
+    finally:
+        if pad is not None:
+            pad.detach()
+        pygame.quit()
+
+
+def run_guest(config: GuestConfig, args: argparse.Namespace) -> int:
+    """Run the guest until a signal, a final Reject, or refused credentials."""
+    redactor = Redactor(config.link.secrets)
+    stderr = LineStream(sys.stderr)
+    configure_logging(
+        args.log_level, redactor=redactor, json=json_logs(args), stream=cast(TextIO, stderr)
+    )
+    stop = StopRequest()
+    stop.install()  # before SDL starts, so SDL leaves SIGINT/SIGTERM to us
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
+    source_text = args.source or config.guest.source
+    window = bool(args.window or config.guest.window)
+    return Wiring(config, redactor, stderr, stop, source_text, window).run()
+
+
+class Wiring:
+    """Builds the guest's parts in order and takes them down in reverse."""
+
+    def __init__(
+        self,
+        config: GuestConfig,
+        redactor: Redactor,
+        stderr: Any,
+        stop: StopRequest,
+        source: str,
+        window: bool,
+    ) -> None:
+        self.config = config
+        self.redactor = redactor
+        self.stderr = stderr
+        self.stop = stop
+        self.source_text = source
+        self.window = window
+        self.log = structlog.get_logger("guest")
+        self._closers: list[Any] = []
+
+    def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            for close in reversed(self._closers):
+                try:
+                    close()
+                except Exception:
+                    self.log.exception("close_failed")
+
+    def _run(self) -> int:
+        config, guest = self.config, self.config.guest
+        pygame = init_pygame(self.window)
+        self._closers.append(pygame.quit)
+        sdl = load_sdl(pygame)
+        selection = Selection.parse(self.source_text)
+        if self.source_text.strip().lower() == "virtual":
+            selection = self._virtual(sdl)
+        source = PygamePadSource(
+            pygame,
+            sdl,
+            selection,
+            deadzone=guest.deadzone,
+            rumble_cap_ms=guest.rumble_cap_ms,
+        )
+        self._closers.append(source.close)
+
+        epoch = secrets.randbits(32)
+        wake = threading.Event()
+        topics = Topics(config.link.topic_prefix, config.link.session)
+        link: Link | None = None
+
+        def publish(topic: str, payload: bytes, qos: int) -> bool:
+            return link is not None and link.publish(topic, payload, qos)
+
+        session = Session(
+            topics,
+            config.link.username,
+            epoch,
+            publish,
+            name=guest.name or config.link.username,
+            controller=lambda: source.controller_name,
+            wake=wake.set,
+        )
+        sender = Sender(
+            lambda payload: publish(session.in_topic, payload, 0),
+            epoch=epoch,
+            rate_hz=guest.rate_hz,
+            max_rate_hz=guest.max_rate_hz,
+        )
+        credentials = credential_source(config.link, self.redactor)
+        self._closers.append(credentials.close)
+        link = Link(
+            config.link,
+            credentials,
+            on_message=session.on_message,
+            subscriptions=session.subscriptions,
+            will=session.will(),
+            on_connect=session.on_connect,
+            on_status=session.on_status,
+        )
+        reporter = StatusReporter(
+            line=self.stderr if self.stderr.isatty() else None, log=self.log.info
+        )
+        window = self._window(pygame)
+        self.log.info(
+            "guest_starting",
+            user=config.link.username,
+            session=config.link.session,
+            broker=config.link.broker_url,
+            epoch=epoch,
+            source=str(selection),
+            rate_hz=guest.rate_hz,
+            max_rate_hz=guest.max_rate_hz,
+        )
+        loop = GuestLoop(
+            source=source,
+            sender=sender,
+            session=session,
+            link=link,
+            status=reporter,
+            wake=wake,
+            window=window,
+            quit_requested=lambda: self.stop.requested or source.quit_requested,
+            active_poll_s=min(max(1.0 / guest.max_rate_hz, 0.001), 0.008),
+        )
+        loop.run()
+        self.log.info("guest_stopped", frames=sender.frames, epoch=epoch)
+        return 0
+
+    def _virtual(self, sdl: SDL) -> Selection:
+        def rumbled(event: RumbleEvent) -> None:
+            self.log.info("virtual_rumble", low=event.low, high=event.high)
+
+        pad = VirtualPad(sdl, on_rumble=rumbled)
+        pad.attach()
+        self._closers.append(pad.detach)
+        script = os.environ.get(ENV_SCRIPT, "")
+        if script == "-":
+            commands: Any = stdin_commands(
+                sys.stdin, lambda error: self.log.warning("script_line_bad", error=error)
+            )
+            runner = ScriptRunner(pad, commands)
+        elif script:
+            runner = ScriptRunner(pad, load_script(Path(script)))
+        else:
+            runner = ScriptRunner(pad, demo_pattern(), loop=True)
+        runner.start()
+        self._closers.append(runner.stop)
+        self.log.info("virtual_pad_attached", name=NAME, script=script or "demo")
+        return Selection("name", NAME)
+
+    def _window(self, pygame: ModuleType) -> PadWindow | None:
+        if not self.window:
+            return None
+        window = PadWindow(pygame)
+        self._closers.append(window.close)
+        return window
 
 
 if __name__ == "__main__":

@@ -70,6 +70,9 @@ class Mosquitto:
             f"password_file {pwfile}\n"
             f"acl_file {self.workdir / 'acl'}\n"
             "persistence false\n"
+            # Nagle on the broker's sockets holds a frame behind an unacked PUBACK/PINGRESP
+            # for a delayed-ACK period (~40 ms); coplay deployments turn it off too.
+            "set_tcp_nodelay true\n"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\n"
         )

@@ -1,0 +1,154 @@
+"""The guest's main loop: read the pad, send frames, talk to the host, show the status.
+
+Everything that touches SDL runs here, on the main thread. The loop sleeps on
+a :class:`threading.Event` until the next thing is due (a keyframe, a waiting
+change, a Hello or Ping, a status refresh, or the next look at the pad); the
+link's thread sets the event when something arrives that needs the pad
+(Rumble) or the sender (a reconnect).
+
+Why the pad is polled, and how often: SDL has no blocking wait for joystick
+input (``SDL_WaitEventTimeout`` without a window, and ``pygame.event.wait``,
+pump every millisecond), so reading a pad means pumping SDL events. The loop
+pumps every ``1/max_rate_hz`` (2 ms by default) while the pad is in use, and
+every ``idle_poll_s`` (8 ms, a USB full-speed pad's own report interval) once
+it has been still for ``idle_after_s``. An idle guest so wakes about 120 times
+a second instead of 1000, which is what keeps it within its CPU budget.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import structlog
+
+from guest.pad import PadSource
+from guest.sender import Sender
+from guest.session import Session
+from guest.status import FrameRate, StatusReporter, StatusView
+from relay.errors import CoplayError
+from relay.frames import PadState
+from relay.link import LinkStatus, Message
+
+
+class LinkLike(Protocol):
+    """What the loop needs of :class:`relay.link.Link`."""
+
+    def start(self) -> None: ...
+
+    @property
+    def status(self) -> LinkStatus: ...
+
+    @property
+    def failure(self) -> CoplayError | None: ...
+
+    def stop(self, final: Sequence[Message] = (), timeout: float = 2.0) -> None: ...
+
+
+class Window(Protocol):
+    """An optional view of the pad and the link (``--window``)."""
+
+    def draw(self, view: StatusView, state: PadState, rtt_ms: Sequence[float]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class GuestLoop:
+    """Runs one guest until stopped, rejected for good, or refused by the broker."""
+
+    def __init__(
+        self,
+        *,
+        source: PadSource,
+        sender: Sender,
+        session: Session,
+        link: LinkLike,
+        status: StatusReporter,
+        wake: threading.Event,
+        window: Window | None = None,
+        quit_requested: Callable[[], bool] = lambda: False,
+        clock: Callable[[], float] = time.monotonic,
+        active_poll_s: float = 0.002,
+        idle_poll_s: float = 0.008,
+        idle_after_s: float = 0.5,
+        window_interval_s: float = 1 / 30,
+    ) -> None:
+        self._source = source
+        self._sender = sender
+        self._session = session
+        self._link = link
+        self._status = status
+        self._wake = wake
+        self._window = window
+        self._quit_requested = quit_requested
+        self._clock = clock
+        self._active_poll = active_poll_s
+        self._idle_poll = idle_poll_s
+        self._idle_after = idle_after_s
+        self._window_interval = window_interval_s
+        self._stop = False
+        self._fps = FrameRate()
+        self._log = structlog.get_logger("guest")
+
+    def stop(self) -> None:
+        """Ask the loop to end (safe from a signal handler: it only sets a flag)."""
+        self._stop = True
+
+    def run(self) -> None:
+        """Run until stopped; Bye is the last frame. Raises the link's or session's failure."""
+        self._link.start()
+        try:
+            self._loop()
+        finally:
+            self._status.update(self._clock(), self._view())
+            self._link.stop(final=[self._session.bye()])
+            self._status.finish()
+
+    def _loop(self) -> None:
+        last_change = -math.inf
+        last_poll = self._clock()
+        next_draw = -math.inf
+        while not self._stop:
+            failure = self._link.failure or self._session.fatal
+            if failure is not None:
+                raise failure
+            now = self._clock()
+            active = now - last_change < self._idle_after
+            poll_every = self._active_poll if active else self._idle_poll
+            due = min(
+                self._sender.next_due(),
+                self._session.next_due(),
+                self._status.next_due(),
+                last_poll + poll_every,
+                next_draw if self._window is not None else math.inf,
+            )
+            if due > now:
+                self._wake.wait(due - now)
+                self._wake.clear()
+                now = self._clock()
+            states = self._source.poll()
+            last_poll = now
+            if self._quit_requested():
+                break
+            if states:
+                last_change = now
+                self._sender.offer(states)
+            if self._session.take_resync():
+                self._sender.resync()
+            for rumble in self._session.take_rumbles():
+                self._source.rumble(rumble.low, rumble.high, rumble.ms)
+            self._session.tick(now)
+            self._sender.pump(now)
+            view = self._view(now)
+            self._status.update(now, view)
+            if self._window is not None and now >= next_draw:
+                next_draw = now + self._window_interval
+                history = self._session.view().rtt_history_ms
+                self._window.draw(view, self._source.state, history)
+
+    def _view(self, now: float | None = None) -> StatusView:
+        fps = self._fps.update(self._clock() if now is None else now, self._sender.frames)
+        return StatusView.of(self._session.view(), fps, self._source.controller_name)

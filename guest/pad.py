@@ -1,0 +1,301 @@
+"""Where pad states come from: the :class:`PadSource` seam and the pygame GameController source.
+
+:class:`PygamePadSource` reads one controller through SDL's GameController
+mapping (``pygame._sdl2.controller``), so A/B/X/Y mean the same on every pad.
+Each :meth:`~PygamePadSource.poll` drains every pending SDL event and returns
+the states that must go out, in order: usually none or one (all changes in the
+batch coalesced), but a button pressed and released within one batch gives two,
+so a short tap is never lost.
+
+Hot-plug: when the pad is unplugged the state goes neutral at once (and the
+source looks for another pad that fits); when a fitting pad appears it is
+opened and its state read. :class:`Selection` says which pad fits: ``auto``
+(the first game controller), a device index, a GUID (32 hex digits) or a name
+(case-insensitive substring).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from guest.padstate import apply_deadzone, with_axis, with_button
+from guest.sdl import SDL
+from relay.frames import NEUTRAL, Button, PadState
+
+N_CONTROLLER_BUTTONS = max(Button) + 1
+N_CONTROLLER_AXES = 6
+_GUID = re.compile(r"[0-9a-fA-F]{32}")
+
+
+class PadSource(Protocol):
+    """A pad the guest reads; every method runs on the guest's main thread."""
+
+    @property
+    def state(self) -> PadState:
+        """The current state (neutral when no pad is there)."""
+        ...
+
+    @property
+    def controller_name(self) -> str | None:
+        """The open pad's name, or None while there is none."""
+        ...
+
+    def poll(self) -> list[PadState]:
+        """Take every pending input event; the states to send, in order ([] if unchanged)."""
+        ...
+
+    def rumble(self, low: int, high: int, ms: int) -> bool:
+        """Play rumble (0..65535 each) for ``ms`` (capped); False if the pad cannot."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which controller to read."""
+
+    kind: Literal["auto", "index", "guid", "name"]
+    value: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Selection:
+        """``auto`` | an index | a GUID (32 hex digits) | a name (substring, any case)."""
+        text = text.strip()
+        if text.lower() in ("", "auto"):
+            return cls("auto")
+        if text.isdigit():
+            return cls("index", str(int(text)))
+        if _GUID.fullmatch(text):
+            return cls("guid", text.lower())
+        return cls("name", text)
+
+    def matches(self, index: int, name: str, guid: str, is_controller: bool) -> bool:
+        if not is_controller:
+            return False
+        if self.kind == "index":
+            return index == int(self.value)
+        if self.kind == "guid":
+            return guid.lower() == self.value
+        if self.kind == "name":
+            return self.value.casefold() in name.casefold()
+        return True
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "auto" else f"{self.kind} {self.value!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    index: int
+    name: str
+    guid: str
+    is_controller: bool
+    virtual: bool
+
+
+def list_devices(sdl: SDL) -> list[DeviceInfo]:
+    """Every joystick SDL sees now (nothing is opened)."""
+    return [
+        DeviceInfo(
+            index=i,
+            name=sdl.device_name(i),
+            guid=sdl.device_guid(i),
+            is_controller=bool(sdl.SDL_IsGameController(i)),
+            virtual=bool(sdl.SDL_JoystickIsVirtual(i)),
+        )
+        for i in range(int(sdl.SDL_NumJoysticks()))
+    ]
+
+
+def rumble_strength(value: int) -> float:
+    """A 0..65535 rumble value as the 0..1 float pygame wants, truncating back to ``value``."""
+    value = min(max(int(value), 0), 0xFFFF)
+    return 1.0 if value == 0xFFFF else (value + 0.5) / 0xFFFF
+
+
+class PygamePadSource:
+    """One SDL game controller read through pygame, with hot-plug."""
+
+    def __init__(
+        self,
+        pygame: ModuleType,
+        sdl: SDL,
+        selection: Selection,
+        *,
+        deadzone: float = 0.0,
+        rumble_cap_ms: int = 2000,
+        on_change: Callable[[str | None], None] | None = None,
+    ) -> None:
+        self._pg = pygame
+        self._controllers: Any = pygame._sdl2.controller
+        self._sdl = sdl
+        self.selection = selection
+        self._deadzone = deadzone
+        self._rumble_cap_ms = rumble_cap_ms
+        self._on_change = on_change
+        self._log = structlog.get_logger("guest.pad")
+        self._controller: Any = None
+        self._instance: int | None = None
+        self._name: str | None = None
+        self._raw = NEUTRAL  # as read, before the deadzone
+        self._state = NEUTRAL
+        self.quit_requested = False
+        self._types = {
+            "axis": pygame.CONTROLLERAXISMOTION,
+            "down": pygame.CONTROLLERBUTTONDOWN,
+            "up": pygame.CONTROLLERBUTTONUP,
+            "added": pygame.CONTROLLERDEVICEADDED,
+            "removed": pygame.CONTROLLERDEVICEREMOVED,
+            "quit": pygame.QUIT,
+        }
+        self._scan()
+        if self._controller is None:
+            self._log.warning("pad_missing", selection=str(selection))
+
+    # ------------------------------------------------------------------ PadSource
+
+    @property
+    def state(self) -> PadState:
+        return self._state
+
+    @property
+    def controller_name(self) -> str | None:
+        return self._name
+
+    def poll(self) -> list[PadState]:
+        events = self._pg.event.get()
+        if not events:
+            return []
+        out: list[PadState] = []
+        mark = self._state  # the last state handed out
+        raw = self._raw
+        t = self._types
+        for event in events:
+            kind = event.type
+            if kind == t["axis"]:
+                if event.instance_id == self._instance:
+                    raw = with_axis(raw, event.axis, event.value)
+            elif kind == t["down"] or kind == t["up"]:
+                if event.instance_id != self._instance:
+                    continue
+                pressed = kind == t["down"]
+                bit = 1 << event.button
+                if bool(raw.buttons & bit) == pressed:
+                    continue
+                if (raw.buttons ^ mark.buttons) & bit:
+                    # this reverts an edge not yet handed out: hand it out first (taps survive)
+                    mark = apply_deadzone(raw, self._deadzone)
+                    out.append(mark)
+                raw = with_button(raw, event.button, pressed)
+            elif kind == t["removed"]:
+                if event.instance_id == self._instance:
+                    if raw.buttons != mark.buttons:
+                        mark = apply_deadzone(raw, self._deadzone)
+                        out.append(mark)
+                    self._close_controller("unplugged")
+                    raw = NEUTRAL
+                    self._raw = raw
+                    if self._scan():
+                        raw = self._raw
+            elif kind == t["added"]:
+                if self._controller is None and self._try_open(event.device_index):
+                    if raw.buttons != mark.buttons:
+                        mark = apply_deadzone(raw, self._deadzone)
+                        out.append(mark)
+                    raw = self._raw
+            elif kind == t["quit"]:
+                self.quit_requested = True
+        self._raw = raw
+        final = apply_deadzone(raw, self._deadzone)
+        if final != mark:
+            out.append(final)
+        self._state = final
+        return out
+
+    def rumble(self, low: int, high: int, ms: int) -> bool:
+        controller = self._controller
+        if controller is None:
+            return False
+        duration = min(max(int(ms), 0), self._rumble_cap_ms)
+        try:
+            if duration == 0 or (low == 0 and high == 0):
+                controller.stop_rumble()
+                return True
+            return bool(controller.rumble(rumble_strength(low), rumble_strength(high), duration))
+        except Exception as exc:  # pygame.error: the pad went away meanwhile
+            self._log.debug("rumble_failed", error=str(exc))
+            return False
+
+    def close(self) -> None:
+        self._close_controller("closed")
+
+    # ------------------------------------------------------------------ devices
+
+    def _scan(self) -> bool:
+        """Open the first device that fits the selection; True if one was opened."""
+        for device in list_devices(self._sdl):
+            if self._matches(device) and self._try_open(device.index):
+                return True
+        return False
+
+    def _matches(self, device: DeviceInfo) -> bool:
+        return self.selection.matches(device.index, device.name, device.guid, device.is_controller)
+
+    def _try_open(self, index: int) -> bool:
+        try:
+            device = DeviceInfo(
+                index,
+                self._sdl.device_name(index),
+                self._sdl.device_guid(index),
+                bool(self._sdl.SDL_IsGameController(index)),
+                bool(self._sdl.SDL_JoystickIsVirtual(index)),
+            )
+        except Exception:
+            return False
+        if not self._matches(device):
+            return False
+        try:
+            controller = self._controllers.Controller(index)
+            raw = self._read(controller)
+        except Exception as exc:  # pygame.error: gone again, or no mapping after all
+            self._log.warning("pad_open_failed", index=index, name=device.name, error=str(exc))
+            return False
+        self._controller = controller
+        self._instance = int(controller.as_joystick().get_instance_id())
+        self._name = device.name or f"controller {index}"
+        self._raw = raw
+        self._log.info("pad_opened", index=index, name=self._name, guid=device.guid)
+        if self._on_change is not None:
+            self._on_change(self._name)
+        return True
+
+    def _read(self, controller: Any) -> PadState:
+        state = NEUTRAL
+        for button in range(N_CONTROLLER_BUTTONS):
+            if controller.get_button(button):
+                state = with_button(state, button, True)
+        for axis in range(N_CONTROLLER_AXES):
+            state = with_axis(state, axis, controller.get_axis(axis))
+        return state
+
+    def _close_controller(self, why: str) -> None:
+        controller, self._controller = self._controller, None
+        if controller is None:
+            return
+        name, self._name, self._instance = self._name, None, None
+        self._raw = NEUTRAL
+        try:
+            controller.quit()
+        except Exception as exc:  # pygame.error
+            self._log.debug("pad_close_failed", error=str(exc))
+        if why == "unplugged":
+            self._log.warning("pad_unplugged", name=name)
+        if self._on_change is not None:
+            self._on_change(None)

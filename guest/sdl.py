@@ -1,0 +1,168 @@
+"""ctypes access to the libSDL2 that pygame itself loaded, and how pygame is brought up.
+
+pygame wheels bundle their own libSDL2 (``pygame.libs/libSDL2-*.so*``). A virtual
+joystick exists only inside one SDL instance, so :func:`load_sdl` finds the
+library pygame already mapped into this process (``/proc/self/maps``) and opens
+that exact file: ``dlopen`` of an already-loaded path returns the same handle,
+so both talk to one SDL. Every function used gets its ``restype`` and
+``argtypes`` here, once.
+
+:func:`init_pygame` sets the SDL environment before pygame is imported (no
+support prompt, joystick events while unfocused, no window unless asked) and
+initialises the display (the event queue needs it), joystick and game
+controller subsystems.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from relay.errors import DeviceError
+
+SDL_JOYSTICK_TYPE_GAMECONTROLLER = 1
+SDL_VIRTUAL_JOYSTICK_DESC_VERSION = 1
+
+# int Rumble(void *userdata, Uint16 low_frequency_rumble, Uint16 high_frequency_rumble)
+RumbleCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint16, ctypes.c_uint16)
+
+
+class VirtualJoystickDesc(ctypes.Structure):
+    """``SDL_VirtualJoystickDesc`` as SDL 2.24-2.30 define it (version 1)."""
+
+    _fields_ = (
+        ("version", ctypes.c_uint16),
+        ("type", ctypes.c_uint16),
+        ("naxes", ctypes.c_uint16),
+        ("nbuttons", ctypes.c_uint16),
+        ("nhats", ctypes.c_uint16),
+        ("vendor_id", ctypes.c_uint16),
+        ("product_id", ctypes.c_uint16),
+        ("padding", ctypes.c_uint16),
+        ("button_mask", ctypes.c_uint32),
+        ("axis_mask", ctypes.c_uint32),
+        ("name", ctypes.c_char_p),
+        ("userdata", ctypes.c_void_p),
+        ("Update", ctypes.c_void_p),
+        ("SetPlayerIndex", ctypes.c_void_p),
+        ("Rumble", RumbleCallback),
+        ("RumbleTriggers", ctypes.c_void_p),
+        ("SetLED", ctypes.c_void_p),
+        ("SendEffect", ctypes.c_void_p),
+    )
+
+
+class JoystickGUID(ctypes.Structure):
+    """``SDL_JoystickGUID``: 16 bytes, passed and returned by value."""
+
+    _fields_ = (("data", ctypes.c_uint8 * 16),)
+
+
+_PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
+    "SDL_GetError": (ctypes.c_char_p, []),
+    "SDL_NumJoysticks": (ctypes.c_int, []),
+    "SDL_JoystickAttachVirtualEx": (ctypes.c_int, [ctypes.POINTER(VirtualJoystickDesc)]),
+    "SDL_JoystickDetachVirtual": (ctypes.c_int, [ctypes.c_int]),
+    "SDL_JoystickIsVirtual": (ctypes.c_int, [ctypes.c_int]),
+    "SDL_JoystickGetDeviceInstanceID": (ctypes.c_int32, [ctypes.c_int]),
+    "SDL_JoystickNameForIndex": (ctypes.c_char_p, [ctypes.c_int]),
+    "SDL_JoystickGetDeviceGUID": (JoystickGUID, [ctypes.c_int]),
+    "SDL_JoystickGetGUIDString": (None, [JoystickGUID, ctypes.c_char_p, ctypes.c_int]),
+    "SDL_IsGameController": (ctypes.c_int, [ctypes.c_int]),
+    "SDL_JoystickOpen": (ctypes.c_void_p, [ctypes.c_int]),
+    "SDL_JoystickClose": (None, [ctypes.c_void_p]),
+    "SDL_JoystickInstanceID": (ctypes.c_int32, [ctypes.c_void_p]),
+    "SDL_JoystickSetVirtualAxis": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int, ctypes.c_int16]),
+    "SDL_JoystickSetVirtualButton": (
+        ctypes.c_int,
+        [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint8],
+    ),
+}
+
+
+class SDL:
+    """The few SDL functions coplay calls directly, typed."""
+
+    def __init__(self, lib: ctypes.CDLL, path: str) -> None:
+        self.path = path
+        self._lib = lib
+        for name, (restype, argtypes) in _PROTOTYPES.items():
+            function = getattr(lib, name)
+            function.restype = restype
+            function.argtypes = argtypes
+
+    def error(self) -> str:
+        raw: bytes | None = self._lib.SDL_GetError()
+        return raw.decode("utf-8", "replace") if raw else ""
+
+    def device_name(self, index: int) -> str:
+        raw: bytes | None = self._lib.SDL_JoystickNameForIndex(index)
+        return raw.decode("utf-8", "replace") if raw else ""
+
+    def device_guid(self, index: int) -> str:
+        buffer = ctypes.create_string_buffer(33)
+        self._lib.SDL_JoystickGetGUIDString(self._lib.SDL_JoystickGetDeviceGUID(index), buffer, 33)
+        return buffer.value.decode("ascii", "replace")
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _PROTOTYPES:
+            raise AttributeError(name)
+        return getattr(self._lib, name)
+
+
+def loaded_sdl_path(maps: Path = Path("/proc/self/maps")) -> str | None:
+    """The libSDL2 file mapped into this process (pygame's), or None."""
+    try:
+        text = maps.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and Path(parts[5]).name.startswith("libSDL2-2"):
+            return parts[5]
+    return None
+
+
+def load_sdl(pygame: ModuleType) -> SDL:
+    """pygame's own libSDL2 through ctypes (DeviceError when it cannot be found)."""
+    path = loaded_sdl_path()
+    if path is None:  # not Linux, or a pygame linked against a system SDL: ask the loader
+        libs = Path(str(pygame.__file__)).parent.parent / "pygame.libs"
+        found = sorted(libs.glob("libSDL2-2*.so*")) if libs.is_dir() else []
+        path = str(found[0]) if found else None
+    if not path:
+        raise DeviceError(
+            "cannot find the libSDL2 pygame uses, so no virtual pad can be made; "
+            "install pygame 2 from its wheel (pip install 'pygame>=2.5')"
+        )
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as exc:
+        raise DeviceError(f"cannot load {path}: {exc}") from exc
+    return SDL(lib, path)
+
+
+def init_pygame(window: bool = False) -> ModuleType:
+    """Import and initialise pygame for reading pads (no window unless ``window``)."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    os.environ.setdefault("SDL_JOYSTICK_ALLOW_BACKGROUND_EVENTS", "1")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    if not window and sys.platform.startswith("linux"):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    try:
+        # imported here, not at the top: the environment above must be set first
+        import pygame  # noqa: PLC0415
+        from pygame._sdl2 import controller  # noqa: PLC0415
+
+        pygame.display.init()
+        pygame.joystick.init()
+        controller.init()
+    except (ImportError, RuntimeError) as exc:
+        raise DeviceError(f"pygame cannot start: {exc}") from exc
+    except Exception as exc:  # pygame.error
+        raise DeviceError(f"SDL cannot start: {exc}") from exc
+    return pygame

@@ -1,0 +1,169 @@
+"""A real ``coplay-guest`` process for tests: a virtual pad driven over stdin, logs as JSON.
+
+The guest runs ``--source virtual`` with ``COPLAY_VIRTUAL_SCRIPT=-``, so each
+JSON line written with :meth:`GuestProcess.send` drives its own SDL virtual pad
+(SDL virtual devices exist per process). Its stderr (JSON log lines, among
+them ``guest_status`` and ``virtual_rumble``) goes to a file that
+:meth:`GuestProcess.wait_log` reads. The broker password reaches it through
+``COPLAY_MQTT_PASSWORD``, never argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from relay.frames import Drop, Frame, FrameCodec
+from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt import Received
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADLESS = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+
+
+def write_guest_config(
+    path: Path,
+    broker: Mosquitto,
+    prefix: str,
+    *,
+    user: str = "alice",
+    session: str = "s1",
+    rate_hz: int = 60,
+    max_rate_hz: int = 500,
+    extra: str = "",
+) -> Path:
+    path.write_text(
+        "[relay]\n"
+        'api_url = ""\n'
+        f'broker_url = "{broker.url}"\n'
+        f'username = "{user}"\n'
+        f'session = "{session}"\n'
+        f'topic_prefix = "{prefix}"\n'
+        f'device_id = "g{uuid.uuid4().hex[:10]}"\n'
+        "keepalive_s = 5\n"
+        "\n[guest]\n"
+        'source = "virtual"\n'
+        f"rate_hz = {rate_hz}\n"
+        f"max_rate_hz = {max_rate_hz}\n" + extra
+    )
+    return path
+
+
+class GuestProcess:
+    """One guest process; ``close`` stops it (SIGKILL if it will not stop)."""
+
+    def __init__(
+        self,
+        config: Path,
+        password: str,
+        workdir: Path,
+        *,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.log_path = workdir / f"guest-{uuid.uuid4().hex[:6]}.log"
+        full_env = {
+            **os.environ,
+            **HEADLESS,
+            "COPLAY_MQTT_PASSWORD": password,
+            "COPLAY_VIRTUAL_SCRIPT": "-",
+            "XDG_STATE_HOME": str(workdir / "state"),
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        }
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "guest.cli", "--config", str(config), "--log-format",
+                 "json", *args],  # fmt: skip
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=full_env,
+                cwd=ROOT,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, **command: Any) -> None:
+        """One script command for the guest's virtual pad (see guest.script)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def events(self) -> list[dict[str, Any]]:
+        events = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+        return events
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0
+    ) -> dict[str, Any]:
+        """The first log event that satisfies ``predicate`` (polls the log file)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events():
+                if predicate(event):
+                    return event
+            if self.proc.poll() is not None:
+                raise AssertionError(f"guest exited {self.proc.returncode}:\n{self.log_text()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no such log event in {timeout}s:\n{self.log_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        return self.proc.wait(timeout)
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+
+
+@contextmanager
+def guest_process(
+    config: Path, password: str, workdir: Path, **kwargs: Any
+) -> Iterator[GuestProcess]:
+    guest = GuestProcess(config, password, workdir, **kwargs)
+    try:
+        yield guest
+    finally:
+        guest.close()
+
+
+def decoded(messages: list[Received]) -> list[Frame]:
+    """Every message's frame (a payload that does not decode fails the test)."""
+    codec = FrameCodec()
+    frames = []
+    for message in messages:
+        frame = codec.decode(message.payload)
+        assert not isinstance(frame, Drop), (frame, message.payload)
+        frames.append(frame)
+    return frames

@@ -1,0 +1,173 @@
+"""The virtual 2P input queue: order per seat, coalescing that never loses a button edge,
+and the writer thread that applies states and fires the timers without frames arriving."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from host.queue import PadQueue, PadWriter
+from host.seats import Action, Apply, Neutral, SeatTable
+from host.sinks.base import Meta
+from relay.clock import SystemClock
+from relay.frames import Hello, Input, PadState
+
+
+def item(seat: int, seq: int, buttons: int, lx: int = 0) -> Apply:
+    return Apply(seat, "u", Input.of(1, seq, 0, PadState(buttons, lx)))
+
+
+def runs(values: Sequence[int]) -> list[int]:
+    """``values`` with consecutive repeats collapsed: the edges a pad sees."""
+    out: list[int] = []
+    for v in values:
+        if not out or out[-1] != v:
+            out.append(v)
+    return out
+
+
+def test_axis_only_changes_coalesce_into_the_newest() -> None:
+    q = PadQueue()
+    for seq in range(1, 6):
+        q.push(item(2, seq, 0, lx=seq * 100))
+    got = q.pop_all()
+    assert [a.frame.seq for a in got] == [5]
+    assert q.coalesced == 4
+
+
+def test_press_then_release_is_never_merged() -> None:
+    q = PadQueue()
+    q.push(item(2, 1, 0))
+    q.push(item(2, 2, 1))  # press
+    q.push(item(2, 3, 0))  # release
+    assert [a.frame.buttons for a in q.pop_all()] == [0, 1, 0]
+
+
+def test_neutral_is_never_merged_and_keeps_its_place() -> None:
+    q = PadQueue()
+    q.push(item(2, 1, 0))
+    q.push(Neutral(2, "stale", "u", 1))
+    q.push(item(2, 2, 0))
+    got = q.pop_all()
+    assert [type(a) for a in got] == [Apply, Neutral, Apply]
+
+
+def test_seats_keep_their_own_order() -> None:
+    q = PadQueue()
+    for seq in range(1, 5):
+        q.push(item(2, seq, seq % 2))
+        q.push(item(3, seq, seq % 2))
+    got = q.pop_all()
+    for seat in (2, 3):
+        assert [a.frame.seq for a in got if a.seat == seat] == [1, 2, 3, 4]
+
+
+def test_overflow_drops_the_oldest_and_counts() -> None:
+    q = PadQueue(capacity=4)
+    for seq in range(1, 8):
+        q.push(item(2, seq, seq % 2))
+    got = q.pop_all()
+    assert [a.frame.seq for a in got] == [4, 5, 6, 7]
+    assert q.overflow == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([2, 3]),
+            st.integers(0, 3),  # buttons: few values, so equal neighbours are common
+            st.integers(-5, 5),  # lx
+            st.booleans(),  # pop after this push (the consumer catching up)
+        ),
+        max_size=200,
+    )
+)
+def test_no_button_edge_is_ever_lost(pushes: list[tuple[int, int, int, bool]]) -> None:
+    """Whatever the interleaving, each seat sees its button edges in order and its last state."""
+    q = PadQueue()
+    delivered: list[Apply] = []
+    seqs = {2: 0, 3: 0}
+    sent: dict[int, list[Apply]] = {2: [], 3: []}
+    for seat, buttons, lx, pop in pushes:
+        seqs[seat] += 1
+        a = item(seat, seqs[seat], buttons, lx)
+        sent[seat].append(a)
+        q.push(a)
+        if pop:
+            delivered.extend(q.pop_all())  # type: ignore[arg-type]
+    delivered.extend(q.pop_all())  # type: ignore[arg-type]
+    for seat in (2, 3):
+        got = [a for a in delivered if a.seat == seat]
+        got_seqs = [a.frame.seq for a in got]
+        assert got_seqs == sorted(got_seqs)  # order kept
+        assert runs([a.frame.buttons for a in got]) == runs([a.frame.buttons for a in sent[seat]])
+        if sent[seat]:
+            assert got[-1] == sent[seat][-1]  # the newest state always arrives
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.calls: list[tuple[str, int, object]] = []
+
+    def open(self, seat: int) -> None:
+        pass
+
+    def apply(self, seat: int, state: PadState, meta: Meta) -> None:
+        with self.cond:
+            self.calls.append(("apply", seat, meta.seq))
+            self.cond.notify_all()
+
+    def neutral(self, seat: int, reason: str, meta: Meta) -> None:
+        with self.cond:
+            self.calls.append(("neutral", seat, reason))
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        pass
+
+    def wait(self, predicate, timeout: float = 10.0) -> list:  # type: ignore[no-untyped-def]
+        with self.cond:
+            assert self.cond.wait_for(lambda: predicate(self.calls), timeout), self.calls
+            return list(self.calls)
+
+
+def test_writer_applies_in_order_and_replies_go_to_the_handler() -> None:
+    sink = RecordingSink()
+    handled: list[Action] = []
+    table = SeatTable([2], {}, stale_s=5, idle_s=60)
+    clock = SystemClock()
+    writer = PadWriter(table, sink, clock, on_actions=handled.extend)
+    writer.start()
+    try:
+        rest = writer.submit("alice", Hello(1, 1, "a", "b"), clock.monotonic())
+        assert len(rest) == 2  # SeatChange + Welcome, for the caller
+        for seq in range(1, 101):
+            writer.submit("alice", Input.of(1, seq, 0, PadState(seq % 2)), clock.monotonic())
+        calls = sink.wait(lambda c: ("apply", 2, 100) in c)
+        seqs = [c[2] for c in calls if c[0] == "apply"]
+        assert seqs == sorted(seqs)
+    finally:
+        writer.stop()
+    assert not writer.alive
+
+
+def test_stale_timer_fires_with_no_frames_arriving() -> None:
+    sink = RecordingSink()
+    table = SeatTable([2], {}, stale_s=0.05, idle_s=1)
+    clock = SystemClock()
+    freed = threading.Event()
+    writer = PadWriter(table, sink, clock, on_actions=lambda actions: freed.set())
+    writer.start()
+    try:
+        writer.submit("alice", Input.of(1, 1, 0, PadState(1)), clock.monotonic())
+        calls = sink.wait(lambda c: ("neutral", 2, "stale") in c)
+        assert calls[0] == ("apply", 2, 1)
+        assert freed.wait(10)  # idle: the seat is freed
+        assert table.occupancy() == [(2, "")]
+    finally:
+        writer.stop()
