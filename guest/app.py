@@ -1,24 +1,31 @@
 """The guest's main loop: read the pad, send frames, talk to the host, show the status.
 
-Everything that touches SDL runs here, on the main thread. The loop sleeps on
-a :class:`threading.Event` until the next thing is due (a keyframe, a waiting
-change, a Hello or Ping, a status refresh, or the next look at the pad); the
-link's thread sets the event when something arrives that needs the pad
-(Rumble) or the sender (a reconnect).
+Everything that touches SDL runs here, on the main thread. The loop sleeps
+until the next thing is due (a keyframe, a waiting change, a Hello or Ping, a
+status refresh, or the next look at the pad). What the link's thread hands
+over (a Rumble, a reconnect) is picked up at the next wake-up, at most one
+poll interval later.
 
 Why the pad is polled, and how often: SDL has no blocking wait for joystick
 input (``SDL_WaitEventTimeout`` without a window, and ``pygame.event.wait``,
-pump every millisecond), so reading a pad means pumping SDL events. The loop
-pumps every ``1/max_rate_hz`` (2 ms by default) while the pad is in use, and
-every ``idle_poll_s`` (8 ms, a USB full-speed pad's own report interval) once
-it has been still for ``idle_after_s``. An idle guest so wakes about 120 times
-a second instead of 1000, which is what keeps it within its CPU budget.
+pump every millisecond, which alone costs several % of a core here), so
+reading a pad means pumping SDL events. The loop pumps
+
+- every ``1/max_rate_hz`` (2 ms by default) while the pad is in use;
+- every ``idle_poll_s`` (8 ms, a USB full-speed pad's own report interval)
+  once it has been still for ``idle_after_s`` (0.5 s);
+- with each keyframe only (every ``1/rate_hz``) once it has been still for
+  ``rest_after_s`` (5 s): a pad left alone costs one wake-up per keyframe.
+
+So the first press after a long rest waits at most one keyframe interval to be
+seen, and every later one at most 2-8 ms; an idle guest stays within its CPU
+budget. Plain ``time.sleep`` is the cheapest wait (an Event or select costs
+more per wake-up), and a signal handler only sets a flag the loop reads.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -67,13 +74,14 @@ class GuestLoop:
         session: Session,
         link: LinkLike,
         status: StatusReporter,
-        wake: threading.Event,
         window: Window | None = None,
         quit_requested: Callable[[], bool] = lambda: False,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
         active_poll_s: float = 0.002,
         idle_poll_s: float = 0.008,
         idle_after_s: float = 0.5,
+        rest_after_s: float = 5.0,
         window_interval_s: float = 1 / 30,
     ) -> None:
         self._source = source
@@ -81,13 +89,15 @@ class GuestLoop:
         self._session = session
         self._link = link
         self._status = status
-        self._wake = wake
+        self._sleep = sleep
         self._window = window
         self._quit_requested = quit_requested
         self._clock = clock
         self._active_poll = active_poll_s
         self._idle_poll = idle_poll_s
         self._idle_after = idle_after_s
+        self._rest_after = rest_after_s
+        self._rest_poll = max(idle_poll_s, sender.key_interval)
         self._window_interval = window_interval_s
         self._stop = False
         self._fps = FrameRate()
@@ -111,13 +121,13 @@ class GuestLoop:
         last_change = -math.inf
         last_poll = self._clock()
         next_draw = -math.inf
+        seen: tuple[int, str | None] | None = None
         while not self._stop:
             failure = self._link.failure or self._session.fatal
             if failure is not None:
                 raise failure
             now = self._clock()
-            active = now - last_change < self._idle_after
-            poll_every = self._active_poll if active else self._idle_poll
+            poll_every = self._poll_interval(now - last_change)
             due = min(
                 self._sender.next_due(),
                 self._session.next_due(),
@@ -126,8 +136,7 @@ class GuestLoop:
                 next_draw if self._window is not None else math.inf,
             )
             if due > now:
-                self._wake.wait(due - now)
-                self._wake.clear()
+                self._sleep(due - now)
                 now = self._clock()
             states = self._source.poll()
             last_poll = now
@@ -142,12 +151,22 @@ class GuestLoop:
                 self._source.rumble(rumble.low, rumble.high, rumble.ms)
             self._session.tick(now)
             self._sender.pump(now)
-            view = self._view(now)
-            self._status.update(now, view)
+            changes = (self._session.version, self._source.controller_name)
+            if now >= self._status.next_due() or changes != seen:
+                seen = changes
+                self._status.update(now, self._view(now))
             if self._window is not None and now >= next_draw:
                 next_draw = now + self._window_interval
-                history = self._session.view().rtt_history_ms
-                self._window.draw(view, self._source.state, history)
+                session = self._session.view()
+                view = self._view(now)
+                self._window.draw(view, self._source.state, session.rtt_history_ms)
+
+    def _poll_interval(self, still_for: float) -> float:
+        if still_for < self._idle_after:
+            return self._active_poll
+        if still_for < self._rest_after:
+            return self._idle_poll
+        return self._rest_poll
 
     def _view(self, now: float | None = None) -> StatusView:
         fps = self._fps.update(self._clock() if now is None else now, self._sender.frames)

@@ -20,7 +20,6 @@ import os
 import secrets
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -188,7 +187,6 @@ class Wiring:
         self._closers.append(source.close)
 
         epoch = secrets.randbits(32)
-        wake = threading.Event()
         topics = Topics(config.link.topic_prefix, config.link.session)
         link: Link | None = None
 
@@ -202,7 +200,6 @@ class Wiring:
             publish,
             name=guest.name or config.link.username,
             controller=lambda: source.controller_name,
-            wake=wake.set,
         )
         sender = Sender(
             lambda payload: publish(session.in_topic, payload, 0),
@@ -241,7 +238,6 @@ class Wiring:
             session=session,
             link=link,
             status=reporter,
-            wake=wake,
             window=window,
             quit_requested=lambda: self.stop.requested or source.quit_requested,
             active_poll_s=min(max(1.0 / guest.max_rate_hz, 0.001), 0.008),

@@ -16,7 +16,8 @@
 
 Network callbacks (:meth:`on_connect`, :meth:`on_message`, :meth:`on_status`)
 run on the link's thread; :meth:`tick` and the ``take_*`` methods on the main
-thread. One lock guards what they share.
+thread, which picks up what arrived at its next wake-up. One lock guards what
+they share; the main thread's hot checks read single values without it.
 """
 
 from __future__ import annotations
@@ -112,7 +113,6 @@ class Session:
         codec: FrameCodec | None = None,
         clock: Callable[[], float] = time.monotonic,
         stamp: Callable[[], int] = now_us32,
-        wake: Callable[[], None] = lambda: None,
         hello_interval: float = 1.0,
         ping_interval: float = 1.0,
     ) -> None:
@@ -127,7 +127,6 @@ class Session:
         self._codec = codec or FrameCodec()
         self._clock = clock
         self._stamp = stamp
-        self._wake = wake
         self._hello_interval = hello_interval
         self._ping_interval = ping_interval
         self._log = structlog.get_logger("guest.session").bind(user=user, epoch=epoch)
@@ -146,6 +145,7 @@ class Session:
         self._next_ping = 0.0
         self.rtt = RttStats()
         self.dropped = 0  # payloads that did not decode
+        self.version = 0  # bumped on every change the status shows (read without the lock)
 
     # ------------------------------------------------------------------ wiring
 
@@ -167,15 +167,15 @@ class Session:
         with self._lock:
             self._welcomed = False
             self._resync = True
+            self.version += 1
             self._next_hello = self._clock() + self._hello_interval
         self._hello()
-        self._wake()
 
     def on_status(self, status: LinkStatus) -> None:
         with self._lock:
             self._link = status
+            self.version += 1
         self._log.info("link_status", state=status.state.value, reason=status.reason)
-        self._wake()
 
     def on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         frame = self._codec.decode(payload)
@@ -203,7 +203,6 @@ class Session:
             case Rumble():
                 with self._lock:
                     self._rumbles.append(frame)
-                self._wake()
             case _:
                 pass
 
@@ -211,9 +210,9 @@ class Session:
         with self._lock:
             changed = seat != self._seat or not self._welcomed
             self._seat, self._welcomed, self._note = seat, True, ""
+            self.version += 1
         if changed:
             self._log.info("seat_taken", seat=seat, via=how)
-        self._wake()
 
     def _reject(self, code: int, reason: str) -> None:
         try:
@@ -224,6 +223,7 @@ class Session:
         text = f"{label}: {reason}" if reason else label
         with self._lock:
             self._seat, self._welcomed = None, False
+            self.version += 1
             if known in FINAL_REJECTS:
                 self._rejected = True
                 self._note = text
@@ -235,31 +235,31 @@ class Session:
             else:
                 self._note = f"waiting for a seat ({text})"
         self._log.warning("rejected", code=label, reason=reason, final=known in FINAL_REJECTS)
-        self._wake()
 
     def _host_state(self, state: HostState) -> None:
         seat = next((s for s, user in state.seats if user == self.user), None)
         with self._lock:
             was = self._host_online
             self._host_online = state.online
+            self.version += 1
             if not state.online:
                 self._seat, self._welcomed = None, False
         if was != state.online:
             self._log.info("host_state", online=state.online)
         if state.online and seat is not None:
             self._seated(seat, "host_state")
-        self._wake()
 
     # ------------------------------------------------------------------ main thread
 
     def next_due(self) -> float:
-        with self._lock:
-            if self._welcomed:
-                return self._next_ping
-            return min(self._next_hello, self._next_ping)
+        if self._welcomed:
+            return self._next_ping
+        return min(self._next_hello, self._next_ping)
 
     def tick(self, now: float) -> None:
         """Send the Hello and Ping that are due."""
+        if now < self.next_due():
+            return
         with self._lock:
             connected = self._link.state is LinkState.CONNECTED
             hello = connected and not self._welcomed and now >= self._next_hello
@@ -283,6 +283,8 @@ class Session:
         self._publish(self.in_topic, self._codec.encode(hello), 1)
 
     def take_rumbles(self) -> list[Rumble]:
+        if not self._rumbles:  # the common case, without the lock
+            return []
         with self._lock:
             rumbles = list(self._rumbles)
             self._rumbles.clear()
@@ -290,6 +292,8 @@ class Session:
 
     def take_resync(self) -> bool:
         """True once after each connect: the current pad state must go out now."""
+        if not self._resync:
+            return False
         with self._lock:
             resync, self._resync = self._resync, False
         return resync

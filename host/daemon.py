@@ -205,11 +205,9 @@ class HostDaemon:
 
     def run(self, stop: threading.Event) -> int:
         """Open the pads, connect, serve until ``stop`` is set; then shut down cleanly."""
-        opened: list[int] = []
         try:
             for seat in self._settings.seats:
                 self._sink.open(seat)
-                opened.append(seat)
         except BaseException:
             self._sink.close()
             raise

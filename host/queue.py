@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
-from typing import Final, NamedTuple, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final, NamedTuple
 
 import structlog
 
@@ -76,10 +76,8 @@ class PadQueue:
         return items
 
 
-class ActionHandler(Protocol):
-    """Carries out the actions that are not pad states (replies, HostState, logs)."""
-
-    def __call__(self, actions: Sequence[Action]) -> None: ...
+# Carries out the actions that are not pad states (replies, HostState, logs).
+ActionHandler = Callable[[Sequence[Action]], None]
 
 
 class SeatStats(NamedTuple):
@@ -99,8 +97,13 @@ class PadWriter:
         on_actions: ActionHandler,
         queue: PadQueue | None = None,
         heartbeat_s: float = HEARTBEAT_S,
+        direct: bool | None = None,
     ) -> None:
         self.cond = threading.Condition()
+        # Hand states to the sink on the submitting thread when no write is in progress:
+        # only for sinks whose writes never block (see Sink.nonblocking).
+        self._direct = bool(getattr(sink, "nonblocking", False)) if direct is None else direct
+        self._busy = False  # someone is writing popped items to the sink right now
         self.table = table
         self.queue = queue if queue is not None else PadQueue()
         self._sink = sink
@@ -129,7 +132,17 @@ class PadWriter:
             if not actions:
                 return actions
             rest = self._enqueue(actions)
-            self.cond.notify()
+            if not self._direct or self._busy or self._stop or not len(self.queue):
+                self.cond.notify_all()
+                return rest
+            items = self.queue.pop_all()
+            self._busy = True
+        try:
+            self._write(items)
+        finally:
+            with self.cond:
+                self._busy = False
+                self.cond.notify_all()  # the writer (items queued meanwhile) and a waiting stop
         return rest
 
     def _enqueue(self, actions: Iterable[Action]) -> list[Action]:
@@ -152,7 +165,8 @@ class PadWriter:
         """Stop the thread after it applied what is queued."""
         with self.cond:
             self._stop = True
-            self.cond.notify()
+            self.cond.notify_all()
+            self.cond.wait_for(lambda: not self._busy, timeout)  # a direct write in flight
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -175,14 +189,23 @@ class PadWriter:
                     now = self._clock.monotonic()
                     self.beat = now
                     rest = self._enqueue(self.table.tick(now))
-                    if self._stop or len(self.queue) or rest:
+                    if rest or self._stop or (len(self.queue) and not self._busy):
                         break
                     deadline = self.table.next_deadline()
                     wait = self._heartbeat_s if deadline is None else deadline - now
                     cond.wait(min(max(wait, 0.0), self._heartbeat_s) + 0.0005)
+                # one writer at a time: a direct write in flight finishes first (it notifies)
+                cond.wait_for(lambda: not self._busy)
                 items = self.queue.pop_all()
                 stopping = self._stop
-            self._write(items)
+                self._busy = bool(items)
+            if items:
+                try:
+                    self._write(items)
+                finally:
+                    with cond:
+                        self._busy = False
+                        cond.notify_all()
             if rest:
                 self._on_actions(rest)
             if stopping:

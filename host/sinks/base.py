@@ -26,8 +26,11 @@ class Meta(NamedTuple):
 class Sink(Protocol):
     """One pad per seat, created at start-up and kept until :meth:`close`.
 
-    ``apply`` and ``neutral`` run on the pad-writer thread only; ``open`` and
-    ``close`` on the main thread before it starts and after it stopped.
+    ``apply`` and ``neutral`` run on one thread at a time (the pad writer, or the
+    network thread on the fast path); ``open`` and ``close`` on the main thread
+    before serving starts and after it stopped. A sink whose writes never block
+    sets a class attribute ``nonblocking = True`` to allow the fast path (see
+    :mod:`host.queue`); without it, every state goes through the writer thread.
     """
 
     def open(self, seat: int) -> None:

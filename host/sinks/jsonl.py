@@ -39,6 +39,8 @@ class JsonlLine(msgspec.Struct, frozen=True, gc=False):
 class JsonlSink:
     """Appends a line per state to ``path``, flushed as it is written."""
 
+    nonblocking = True  # appends to the page cache
+
     def __init__(self, path: Path) -> None:
         self._path = path
         self._fd = -1

@@ -23,6 +23,8 @@ def button_names(buttons: int) -> str:
 
 
 class LogSink:
+    nonblocking = False  # stderr may be a pipe to a slow journal
+
     def __init__(self, logger: Any = None, throttle_s: float = 0.5) -> None:
         self._log = logger if logger is not None else structlog.get_logger("host.pad")
         self._buttons: dict[int, int | None] = {}

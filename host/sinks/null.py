@@ -7,6 +7,8 @@ from relay.frames import PadState
 
 
 class NullSink:
+    nonblocking = True
+
     def open(self, seat: int) -> None:
         pass
 

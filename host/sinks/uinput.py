@@ -189,6 +189,8 @@ def unpack_events(data: bytes) -> list[xpad.Event]:
 class UInputSink:
     """A virtual pad per seat; game rumble goes back to ``on_rumble``."""
 
+    nonblocking = True  # an O_NONBLOCK fd
+
     def __init__(
         self,
         on_rumble: RumbleCallback,

@@ -77,7 +77,9 @@ class JsonlTail:
                 return lines
             if time.monotonic() > deadline:
                 tail = lines[-5:]
-                raise TimeoutError(f"{self.path.name}: condition not met in {timeout}s; last {tail}")
+                raise TimeoutError(
+                    f"{self.path.name}: condition not met in {timeout}s; last {tail}"
+                )
             if alive is not None and not alive():
                 raise RuntimeError(f"{self.path.name}: the process ended; last lines {lines[-5:]}")
             time.sleep(_POLL_S)

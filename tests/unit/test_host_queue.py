@@ -4,6 +4,7 @@ and the writer thread that applies states and fires the timers without frames ar
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 from hypothesis import given, settings
@@ -171,3 +172,46 @@ def test_stale_timer_fires_with_no_frames_arriving() -> None:
         assert table.occupancy() == [(2, "")]
     finally:
         writer.stop()
+
+
+class SlowCheckingSink(RecordingSink):
+    """Records which thread wrote, sleeps now and then, and fails on overlapping writes."""
+
+    nonblocking = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = False
+        self.threads: set[str] = set()
+        self.overlaps = 0
+
+    def apply(self, seat: int, state: PadState, meta: Meta) -> None:
+        if self.inside:
+            self.overlaps += 1
+        self.inside = True
+        self.threads.add(threading.current_thread().name)
+        if meta.seq is not None and meta.seq % 97 == 0:
+            time.sleep(0.002)  # a slow write: later frames must queue behind it
+        super().apply(seat, state, meta)
+        self.inside = False
+
+
+def test_fast_path_writes_on_the_submitting_thread_one_writer_at_a_time() -> None:
+    sink = SlowCheckingSink()
+    table = SeatTable([2], {}, stale_s=0.02, idle_s=60)  # stale neutrals race with the frames
+    clock = SystemClock()
+    writer = PadWriter(table, sink, clock, on_actions=lambda actions: None)
+    writer.start()
+    try:
+        for seq in range(1, 2001):
+            writer.submit("alice", Input.of(1, seq, 0, PadState(seq % 2)), clock.monotonic())
+            if seq % 500 == 0:
+                time.sleep(0.05)  # silence: the writer thread fires a stale neutral
+        calls = sink.wait(lambda c: ("apply", 2, 2000) in c)
+    finally:
+        writer.stop()
+    seqs = [c[2] for c in calls if c[0] == "apply"]
+    assert seqs == list(range(1, 2001))  # every edge, in order
+    assert ("neutral", 2, "stale") in calls
+    assert sink.overlaps == 0
+    assert threading.current_thread().name in sink.threads  # the fast path was taken

@@ -8,9 +8,10 @@ import pytest
 
 from host.seats import Action, Apply, Neutral, Reply, SeatChange, SeatTable
 from relay.frames import (
+    Button,
     Bye,
-    HostState,
     Hello,
+    HostState,
     Input,
     PadState,
     Ping,
@@ -19,7 +20,6 @@ from relay.frames import (
     RejectCode,
     Welcome,
     button_mask,
-    Button,
 )
 
 A = PadState(buttons=button_mask(Button.A))
