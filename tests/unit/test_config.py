@@ -32,7 +32,7 @@ from relay.secrets import Secret, resolve_secret
 
 SECRET = "SeCrEt-in-config-4f2a9c"
 JWT_SECRET = "JwT-SeCrEt-0123456789abcdef0123456789abcdef"
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "systemd" / "examples"
 
 RELAY_OK = '[relay]\nusername = "alice"\nsession = "friday"\n'
 HOST_OK = RELAY_OK + f'app_client_secret = "{SECRET}"\n'
@@ -484,7 +484,7 @@ def test_config_device_id_is_used_or_generated(tmp_path: Path, env: dict[str, st
 
 
 def test_examples_load(tmp_path: Path, env: dict[str, str]) -> None:
-    """examples/*.toml load as shipped, with secrets supplied the documented ways."""
+    """systemd/examples/*.toml load as shipped, with secrets supplied the documented ways."""
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "coplay-app-secret").write_text("app-secret-from-credentials\n")
@@ -524,7 +524,7 @@ def test_examples_document_every_key(example: str, sections: tuple[type[Any], ..
     keys = _keys_in(EXAMPLES / example)
     for section in sections:
         missing = set(section.__struct_fields__) - keys
-        assert not missing, f"examples/{example} does not mention {sorted(missing)}"
+        assert not missing, f"systemd/examples/{example} does not mention {sorted(missing)}"
 
 
 def test_sections_forbid_unknown_fields() -> None:
