@@ -27,9 +27,9 @@ from relay.errors import ConfigError
 from relay.secrets import Secret, resolve_secret
 from relay.topics import NAME_PATTERN, PREFIX_PATTERN, is_valid_name
 
-NameStr = Annotated[str, Meta(pattern=f"^{NAME_PATTERN}$")]
-PrefixStr = Annotated[str, Meta(pattern=f"^{PREFIX_PATTERN}$")]
-OptionalName = Annotated[str, Meta(pattern=f"^({NAME_PATTERN})?$")]
+NameStr = Annotated[str, Meta(pattern=f"^{NAME_PATTERN}\\Z")]
+PrefixStr = Annotated[str, Meta(pattern=f"^{PREFIX_PATTERN}\\Z")]
+OptionalName = Annotated[str, Meta(pattern=f"^({NAME_PATTERN})?\\Z")]
 SeatNo = Annotated[int, Meta(ge=1, le=16)]
 MAX_SEATS: Final = 7
 Port = Annotated[int, Meta(ge=1, le=65535)]

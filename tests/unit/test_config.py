@@ -532,3 +532,9 @@ def test_sections_forbid_unknown_fields() -> None:
         assert section.__struct_config__.forbid_unknown_fields, section.__name__
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"seatz": [2]}, HostSection)
+
+
+def test_a_name_with_a_trailing_newline_is_refused() -> None:
+    """A regex `$` would let "alice\\n" through; names must match whole."""
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"username": "alice\n", "session": "s"}, RelaySection)
