@@ -93,11 +93,11 @@ class Demo:
     api_port: int = field(default_factory=free_port)
     mqtt_port: int = field(default_factory=free_port)
 
-    @property
-    def env(self) -> dict[str, str]:
+    def env(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
-            XDG_STATE_HOME=str(self.workdir / "state"),
+            # a state directory each: host and guest get device ids (MQTT client ids) of their own
+            XDG_STATE_HOME=str(self.workdir / "state" / name),
             PYGAME_HIDE_SUPPORT_PROMPT="1",
             SDL_VIDEODRIVER=env.get("SDL_VIDEODRIVER", "dummy"),
             SDL_AUDIODRIVER=env.get("SDL_AUDIODRIVER", "dummy"),
@@ -106,7 +106,6 @@ class Demo:
 
     def write_config(self, sink: str) -> None:
         w = self.workdir
-        (w / "state").mkdir()
         for name in ("jwt_secret", "app_secret"):
             path = w / name
             path.write_text(secrets.token_urlsafe(48) + "\n")
@@ -146,7 +145,7 @@ class Demo:
             proc = subprocess.Popen(
                 [sys.executable, *argv],
                 cwd=self.workdir,
-                env=self.env,
+                env=self.env(name),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
@@ -191,10 +190,24 @@ def last_status(log: Path) -> str:
             event = json.loads(line)
         except ValueError:
             continue
-        if isinstance(event, dict) and event.get("event") in ("guest_status", "status"):
-            fields = ("state", "seat", "rtt_p50_ms", "jitter_ms", "fps", "controller")
-            return " ".join(f"{k}={event[k]}" for k in fields if k in event)
+        if isinstance(event, dict) and event.get("event") == "guest_status":
+            return format_status(event)
     return "starting"
+
+
+def format_status(event: dict[str, Any]) -> str:
+    """``connected, seat 2, rtt 0.9 ms ±0.2, 61 frames/s``"""
+    parts = [str(event.get("state", "?"))]
+    if event.get("seat"):
+        parts.append(f"seat {event['seat']}")
+    if event.get("rtt_p50_ms") is not None:
+        rtt = f"rtt {event['rtt_p50_ms']:.1f} ms"
+        if event.get("jitter_ms") is not None:
+            rtt += f" ±{event['jitter_ms']:.1f}"
+        parts.append(rtt)
+    if event.get("fps") is not None:
+        parts.append(f"{event['fps']:.0f} frames/s")
+    return ", ".join(parts)
 
 
 def describe(line: dict[str, Any]) -> str:
@@ -228,7 +241,8 @@ def run_demo(seconds: float, keep: bool) -> int:
         relay = demo.start("relay", ["-m", "relay.cli", "serve", "--config", "relay.toml"])
         deadline = time.monotonic() + 20
         if not (
-            wait_port(demo.api_port, deadline, relay.proc) and wait_port(demo.mqtt_port, deadline, relay.proc)
+            wait_port(demo.api_port, deadline, relay.proc)
+            and wait_port(demo.mqtt_port, deadline, relay.proc)
         ):
             print(f"coplay demo: the relay did not start; see {relay.log}", file=sys.stderr)
             return 1
