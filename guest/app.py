@@ -9,18 +9,15 @@ poll interval later.
 Why the pad is polled, and how often: SDL has no blocking wait for joystick
 input (``SDL_WaitEventTimeout`` without a window, and ``pygame.event.wait``,
 pump every millisecond, which alone costs several % of a core here), so
-reading a pad means pumping SDL events. The loop pumps
-
-- every ``1/max_rate_hz`` (2 ms by default) while the pad is in use;
-- every ``idle_poll_s`` (8 ms, a USB full-speed pad's own report interval)
-  once it has been still for ``idle_after_s`` (0.5 s);
-- with each keyframe only (every ``1/rate_hz``) once it has been still for
-  ``rest_after_s`` (5 s): a pad left alone costs one wake-up per keyframe.
-
-So the first press after a long rest waits at most one keyframe interval to be
-seen, and every later one at most 2-8 ms; an idle guest stays within its CPU
-budget. Plain ``time.sleep`` is the cheapest wait (an Event or select costs
-more per wake-up), and a signal handler only sets a flag the loop reads.
+reading a pad means pumping SDL events. The loop pumps every ``1/max_rate_hz``
+(2 ms by default) while the pad is in use, and once it has been still for
+``idle_after_s`` (0.5 s) about every ``idle_poll_s`` (8 ms, a USB full-speed
+pad's own report interval), stretched so the keyframe interval holds a whole
+number of polls (8.3 ms at 60 Hz): every keyframe wake-up is also a poll, so an
+idle guest wakes about twice per keyframe, and a press is still seen within
+8 ms, well before the next keyframe. Plain ``time.sleep`` is the cheapest wait
+here (an Event or select costs more per wake-up), and a signal handler only
+sets a flag the loop reads.
 """
 
 from __future__ import annotations
@@ -81,7 +78,6 @@ class GuestLoop:
         active_poll_s: float = 0.002,
         idle_poll_s: float = 0.008,
         idle_after_s: float = 0.5,
-        rest_after_s: float = 5.0,
         window_interval_s: float = 1 / 30,
     ) -> None:
         self._source = source
@@ -94,10 +90,9 @@ class GuestLoop:
         self._quit_requested = quit_requested
         self._clock = clock
         self._active_poll = active_poll_s
-        self._idle_poll = idle_poll_s
+        key = sender.key_interval
+        self._idle_poll = key / max(2, round(key / idle_poll_s))
         self._idle_after = idle_after_s
-        self._rest_after = rest_after_s
-        self._rest_poll = max(idle_poll_s, sender.key_interval)
         self._window_interval = window_interval_s
         self._stop = False
         self._fps = FrameRate()
@@ -120,53 +115,45 @@ class GuestLoop:
     def _loop(self) -> None:
         last_change = -math.inf
         last_poll = self._clock()
-        next_draw = -math.inf
+        next_draw = math.inf if self._window is None else -math.inf
         seen: tuple[int, str | None] | None = None
+        source, sender, session = self._source, self._sender, self._session
         while not self._stop:
-            failure = self._link.failure or self._session.fatal
-            if failure is not None:
-                raise failure
             now = self._clock()
-            poll_every = self._poll_interval(now - last_change)
-            due = min(
-                self._sender.next_due(),
-                self._session.next_due(),
-                self._status.next_due(),
-                last_poll + poll_every,
-                next_draw if self._window is not None else math.inf,
+            work_at = min(sender.next_due(), session.next_due(), self._status.next_due(), next_draw)
+            poll_every = (
+                self._active_poll if now - last_change < self._idle_after else self._idle_poll
             )
+            due = min(work_at, last_poll + poll_every)
             if due > now:
                 self._sleep(due - now)
                 now = self._clock()
-            states = self._source.poll()
+            states = source.poll()
             last_poll = now
-            if self._quit_requested():
-                break
             if states:
                 last_change = now
-                self._sender.offer(states)
-            if self._session.take_resync():
-                self._sender.resync()
-            for rumble in self._session.take_rumbles():
-                self._source.rumble(rumble.low, rumble.high, rumble.ms)
-            self._session.tick(now)
-            self._sender.pump(now)
-            changes = (self._session.version, self._source.controller_name)
+                sender.offer(states)
+            elif now < work_at and not session.news and not self._quit_requested():
+                continue  # a look at the pad and nothing more: keep this wake-up cheap
+            failure = self._link.failure or session.fatal
+            if failure is not None:
+                raise failure
+            if self._quit_requested():
+                break
+            if session.take_resync():
+                sender.resync()
+            for rumble in session.take_rumbles():
+                source.rumble(rumble.low, rumble.high, rumble.ms)
+            session.tick(now)
+            sender.pump(now)
+            changes = (session.version, source.controller_name)
             if now >= self._status.next_due() or changes != seen:
                 seen = changes
                 self._status.update(now, self._view(now))
-            if self._window is not None and now >= next_draw:
+            if now >= next_draw and self._window is not None:
                 next_draw = now + self._window_interval
-                session = self._session.view()
                 view = self._view(now)
-                self._window.draw(view, self._source.state, session.rtt_history_ms)
-
-    def _poll_interval(self, still_for: float) -> float:
-        if still_for < self._idle_after:
-            return self._active_poll
-        if still_for < self._rest_after:
-            return self._idle_poll
-        return self._rest_poll
+                self._window.draw(view, source.state, session.view().rtt_history_ms)
 
     def _view(self, now: float | None = None) -> StatusView:
         fps = self._fps.update(self._clock() if now is None else now, self._sender.frames)

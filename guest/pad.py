@@ -170,7 +170,13 @@ class PygamePadSource:
         return self._name
 
     def poll(self) -> list[PadState]:
-        events = self._pg.event.get()
+        try:
+            events = self._pg.event.get()
+        except (SystemError, KeyError) as exc:
+            # pygame 2.6 fails a whole batch when a device comes and goes before it is
+            # drained (its joystick map loses the instance); read the pad afresh instead.
+            self._log.warning("pad_events_lost", error=str(exc.__cause__ or exc))
+            return self._reread()
         if not events:
             return []
         out: list[PadState] = []
@@ -218,6 +224,25 @@ class PygamePadSource:
             out.append(final)
         self._state = final
         return out
+
+    def _reread(self) -> list[PadState]:
+        """The state read straight from the pad (or the next one that fits) after lost events."""
+        controller = self._controller
+        raw = NEUTRAL
+        try:
+            if controller is not None and controller.attached():
+                raw = self._read(controller)
+            else:
+                self._close_controller("unplugged")
+                if self._scan():
+                    raw = self._raw
+        except Exception:  # pygame.error: it went away meanwhile
+            self._close_controller("unplugged")
+        self._raw = raw
+        state = apply_deadzone(raw, self._deadzone)
+        changed = state != self._state
+        self._state = state
+        return [state] if changed else []
 
     def rumble(self, low: int, high: int, ms: int) -> bool:
         controller = self._controller
@@ -268,7 +293,7 @@ class PygamePadSource:
             self._log.warning("pad_open_failed", index=index, name=device.name, error=str(exc))
             return False
         self._controller = controller
-        self._instance = int(controller.as_joystick().get_instance_id())
+        self._instance = int(self._sdl.SDL_JoystickGetDeviceInstanceID(index))
         self._name = device.name or f"controller {index}"
         self._raw = raw
         self._log.info("pad_opened", index=index, name=self._name, guid=device.guid)

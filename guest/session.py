@@ -282,6 +282,11 @@ class Session:
         hello = Hello(self.epoch, 1, self._name, controller)
         self._publish(self.in_topic, self._codec.encode(hello), 1)
 
+    @property
+    def news(self) -> bool:
+        """Something arrived that the main thread must act on (read without the lock)."""
+        return bool(self._rumbles) or self._resync
+
     def take_rumbles(self) -> list[Rumble]:
         if not self._rumbles:  # the common case, without the lock
             return []

@@ -19,6 +19,11 @@ from relay.clock import now_us32
 from relay.frames import NEUTRAL, FrameCodec, Input
 
 
+def _nodelay(sock: object) -> None:
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def main() -> int:
     port, username, topic, rate, seconds = (
         int(sys.argv[1]),
@@ -30,7 +35,7 @@ def main() -> int:
     client_id = os.environ.get("BENCH_CLIENT_ID") or f"bench-pub-{os.getpid()}"
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
     client.username_pw_set(username, os.environ["BENCH_MQTT_PASSWORD"])
-    client.on_socket_open = lambda c, u, s: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.on_socket_open = lambda c, u, sock: _nodelay(sock)
     connected = threading.Event()
     client.on_connect = lambda *a: connected.set()
     client.connect("127.0.0.1", port, keepalive=30)

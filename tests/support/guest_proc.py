@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ class GuestProcess:
         env: dict[str, str] | None = None,
     ) -> None:
         self.log_path = workdir / f"guest-{uuid.uuid4().hex[:6]}.log"
+        self.password = password
         full_env = {
             **os.environ,
             **HEADLESS,
@@ -82,8 +83,16 @@ class GuestProcess:
         }
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "guest.cli", "--config", str(config), "--log-format",
-                 "json", *args],  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "guest.cli",
+                    "--config",
+                    str(config),
+                    "--log-format",
+                    "json",
+                    *args,
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -115,13 +124,17 @@ class GuestProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def mark(self) -> int:
+        """How many log events there are now (for ``wait_log(since=...)``)."""
+        return len(self.events())
+
     def wait_log(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0, since: int = 0
     ) -> dict[str, Any]:
-        """The first log event that satisfies ``predicate`` (polls the log file)."""
+        """The first log event (from index ``since``) that satisfies ``predicate``."""
         deadline = time.monotonic() + timeout
         while True:
-            for event in self.events():
+            for event in self.events()[since:]:
                 if predicate(event):
                     return event
             if self.proc.poll() is not None:
@@ -141,10 +154,8 @@ class GuestProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
         if self.proc.stdin is not None:
-            try:
+            with suppress(BrokenPipeError):
                 self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
 
 
 @contextmanager

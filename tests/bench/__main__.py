@@ -1,0 +1,269 @@
+"""``make bench`` = ``python -m tests.bench [--quick] [--only NAME ...]``: every benchmark, one run.
+
+Starts its own Mosquitto and its own relay (embedded broker + token API) on
+free loopback ports, runs the benchmarks below, prints a table per benchmark
+and one combined table with each DESIGN budget ("budget: met" or "MISSED by
+X"), writes JSON per benchmark and ``summary.json`` to ``tests/bench/results/``,
+and stops every process it started. A missed budget is reported, never
+asserted; the exit code is 1 only when a benchmark could not run.
+
+- ``latency_mosquitto``  guest -> host sink at 120 Hz via Mosquitto, beside bare paho
+- ``freeze``             SIGSTOP'd guest -> pad neutral, 20 freezes (via Mosquitto)
+- ``latency_embedded``   the same latency via the embedded broker, token flow
+- ``host_cost``          per-frame cost of the host's message path, in-process
+- ``guest_cpu``          guest CPU with an idle pad at 60 Hz
+- ``bytes``              bytes per Input frame against JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.bench import (
+    bench_bytes,
+    bench_freeze,
+    bench_guest_cpu,
+    bench_host_cost,
+    bench_latency,
+)
+from tests.bench.budget import SUMMARY_HEADER, Budget
+from tests.bench.rig import EmbeddedRig, MosquittoRig
+from tests.bench.stats import RESULTS, machine, table, write_json
+from tests.support.mosquitto import Mosquitto
+from tests.support.relay_service import RelayService
+
+BENCHES = ("latency_mosquitto", "freeze", "latency_embedded", "host_cost", "guest_cpu", "bytes")
+
+
+@dataclass(frozen=True)
+class Plan:
+    latency_s: float
+    freezes: int
+    guest_cpu_s: float
+    guest_cpu_warmup_s: float
+    host_frames: int
+
+    @classmethod
+    def of(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(
+                latency_s=3, freezes=5, guest_cpu_s=3, guest_cpu_warmup_s=1, host_frames=3000
+            )
+        return cls(
+            latency_s=15, freezes=20, guest_cpu_s=10, guest_cpu_warmup_s=2, host_frames=20000
+        )
+
+
+@contextmanager
+def mosquitto(workdir: Path) -> Iterator[MosquittoRig]:
+    broker = Mosquitto(workdir)
+    broker.prepare()
+    broker.start()
+    try:
+        yield MosquittoRig(broker)
+    finally:
+        broker.stop()
+
+
+@contextmanager
+def embedded(workdir: Path) -> Iterator[EmbeddedRig]:
+    relay = RelayService(workdir)
+    relay.start()
+    try:
+        yield EmbeddedRig(relay)
+    finally:
+        try:
+            relay.stop()
+        finally:
+            relay.kill()
+
+
+def guest_cpu(plan: Plan) -> dict[str, Any]:
+    """``bench_guest_cpu.run`` with its table and a Budget."""
+    result = bench_guest_cpu.run(plan.guest_cpu_s, plan.guest_cpu_warmup_s)
+    budget = Budget(
+        "guest CPU, idle pad",
+        f"CPU at {result['rate_hz']} Hz, % of one core",
+        result["cpu_percent"],
+        result["budget_percent"],
+        "%",
+    )
+    bare = result["bare_paho_publisher"]
+    print(
+        table(
+            f"Guest CPU, idle virtual pad, {result['rate_hz']} Hz keyframes via Mosquitto "
+            f"({result['seconds']} s window)",
+            ["process", "frames/s", "CPU s", "CPU % of one core"],
+            [
+                [
+                    "coplay-guest",
+                    result["frames_per_s"],
+                    result["cpu_seconds"],
+                    result["cpu_percent"],
+                ],
+                [
+                    "bare paho publisher (floor)",
+                    float(result["rate_hz"]),
+                    bare["cpu_seconds"],
+                    bare["cpu_percent"],
+                ],
+            ],
+        )
+    )
+    print(f"  CPU: {budget.value:.2f} % ({budget.limit_text()}) -> {budget.verdict()}")
+    write_json("guest_cpu", {"guest_cpu": result, "budgets": [budget.as_dict()]})
+    return {**result, "budget_objects": [budget]}
+
+
+def info_rows(results: dict[str, dict[str, Any]]) -> list[list[Any]]:
+    """Numbers without a budget of their own, for the combined table."""
+    rows: list[list[Any]] = []
+    for name in ("latency_mosquitto", "latency_embedded"):
+        r = results.get(name)
+        if r:
+            c, b = r["coplay_us"], r["bare_paho_us"]
+            rows.append(
+                [
+                    f"latency via {r['broker']}",
+                    "p50 / p99 / p99.9 / max, coplay",
+                    _ms(c["p50"], c["p99"], c["p99.9"], c["max"]) + f" (n={int(c['n'])})",
+                    "-",
+                    "info",
+                ]
+            )
+            rows.append(
+                [
+                    f"latency via {r['broker']}",
+                    "p50 / p99 / p99.9 / max, bare paho",
+                    _ms(b["p50"], b["p99"], b["p99.9"], b["max"]) + f" (n={int(b['n'])})",
+                    "-",
+                    "info",
+                ]
+            )
+    r = results.get("bytes")
+    if r:
+        rows.append(
+            [
+                "bytes per Input frame",
+                "mean msgpack vs JSON",
+                f"{r['msgpack_mean']:.1f} B vs {r['json_mean']:.1f} B "
+                f"({r['json_mean'] / r['msgpack_mean']:.1f}x smaller)",
+                "-",
+                "info",
+            ]
+        )
+    return rows
+
+
+def _ms(*values_us: float) -> str:
+    return " / ".join(f"{v / 1000:.3f}" for v in values_us) + " ms"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="short durations (a smoke run)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=BENCHES,
+        metavar="NAME",
+        help=f"run only these: {', '.join(BENCHES)}",
+    )
+    args = parser.parse_args(argv)
+    plan = Plan.of(args.quick)
+    chosen = set(args.only or BENCHES)
+    started = time.monotonic()
+    about = machine()
+    print(
+        f"coplay benchmark, {about['date']}, {about['cpu']} x{about['cores']}, "
+        f"Python {about['python']}, Linux {about['kernel']}"
+        f"{' (quick)' if args.quick else ''}\n"
+    )
+
+    results: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
+    loads: dict[str, tuple[float, float]] = {}  # 1-minute load average before and after
+
+    def attempt(name: str, bench: Callable[[], dict[str, Any]]) -> None:
+        if name not in chosen:
+            return
+        t0, load0 = time.monotonic(), os.getloadavg()[0]
+        try:
+            results[name] = bench()
+        except Exception as exc:
+            traceback.print_exc()
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            print(f"{name}: COULD NOT RUN: {failed[name]}")
+        load1 = os.getloadavg()[0]
+        loads[name] = (load0, load1)
+        print(
+            f"  ({name}: {time.monotonic() - t0:.1f} s; load average {load0:.2f} -> {load1:.2f})\n"
+        )
+
+    with tempfile.TemporaryDirectory(prefix="coplay-bench-") as tmp:
+        work = Path(tmp)
+        if chosen & {"latency_mosquitto", "freeze"}:
+            with mosquitto(work / "mosquitto") as rig:
+                attempt(
+                    "latency_mosquitto",
+                    lambda: bench_latency.run(rig, work / "lat-mosquitto", plan.latency_s),
+                )
+                attempt("freeze", lambda: bench_freeze.run(rig, work / "freeze", plan.freezes))
+        if "latency_embedded" in chosen:
+            with embedded(work / "relay") as relay:
+                attempt(
+                    "latency_embedded",
+                    lambda: bench_latency.run(relay, work / "lat-embedded", plan.latency_s),
+                )
+        attempt("host_cost", lambda: bench_host_cost.run(plan.host_frames))
+        attempt("guest_cpu", lambda: guest_cpu(plan))
+        attempt("bytes", bench_bytes.run)
+
+    budgets: list[Budget] = [b for r in results.values() for b in r.pop("budget_objects", [])]
+    rows = [b.row() for b in budgets] + info_rows(results)
+    rows += [[name, "-", "-", "-", f"COULD NOT RUN: {why}"] for name, why in failed.items()]
+    elapsed = time.monotonic() - started
+    print(
+        table(
+            f"coplay benchmark summary ({about['date']}, {about['cpu']} x{about['cores']}, "
+            f"{elapsed:.0f} s{', quick' if args.quick else ''})",
+            SUMMARY_HEADER,
+            rows,
+        )
+    )
+    met = sum(1 for b in budgets if b.met)
+    print(f"budgets met: {met} of {len(budgets)}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "machine": about,
+        "quick": args.quick,
+        "plan": plan.__dict__,
+        "elapsed_s": round(elapsed, 1),
+        "budgets": [b.as_dict() for b in budgets],
+        "failed": failed,
+        "load_average": loads,
+        "results": results,
+    }
+    path = RESULTS / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print(f"wrote {path} (and one JSON per benchmark beside it)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Host cost per applied frame, in-process: :meth:`HostDaemon.on_message` with a null sink.
+
+What one call does is what paho's network thread does for every Input frame:
+the size and retained checks, the topic, the decode, the seat table, the
+queue, and (the null sink never blocks, so the fast path applies it on the
+calling thread) the sink write. Measured with ``perf_counter_ns`` around each
+call, GC on, pad writer thread running, as in production. DESIGN budget:
+median <= 25 us.
+
+Beside it, for scale: the same with the jsonl sink (one ``write(2)`` per
+state, the sink the latency benchmark reads), and the hand-off through the pad
+writer thread for a sink that may block (no fast path): the time from the call
+to the sink's ``apply`` on the other thread.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from host.daemon import HostDaemon, LinkLike
+from host.notify import NullNotifier
+from host.sinks.base import Meta, Sink
+from host.sinks.jsonl import JsonlSink
+from host.sinks.null import NullSink
+from relay.clock import SystemClock, now_us32
+from relay.config import HostSection
+from relay.errors import CoplayError
+from relay.frames import FrameCodec, Input, PadState
+from relay.link import LinkState, LinkStatus, Message
+from relay.topics import Topics
+from tests.bench.budget import Budget
+from tests.bench.stats import summary, table, write_json
+
+BUDGET_US = 25.0
+TOPIC_PREFIX, SESSION, USER = "coplay", "s1", "alice"
+
+
+class OfflineLink:
+    """A link that never connects: replies and HostState go nowhere."""
+
+    failure: CoplayError | None = None
+
+    @property
+    def status(self) -> LinkStatus:
+        return LinkStatus(LinkState.STARTING)
+
+    def start(self) -> None:
+        pass
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> bool:
+        return True
+
+    def stop(self, final: Sequence[Message] = (), timeout: float = 2.0) -> None:
+        pass
+
+
+class Quiet:
+    """A logger that drops everything (a seat taken is logged once; not part of the cost)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+class HandOffSink:
+    """A sink without ``nonblocking``: states go through the writer thread; stamps each apply."""
+
+    def __init__(self) -> None:
+        self.applied = threading.Event()
+        self.at_ns = 0
+
+    def open(self, seat: int) -> None:
+        pass
+
+    def apply(self, seat: int, state: PadState, meta: Meta) -> None:
+        self.at_ns = time.perf_counter_ns()
+        self.applied.set()
+
+    def neutral(self, seat: int, reason: str, meta: Meta) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _daemon(sink: Sink) -> HostDaemon:
+    def make_link(**kwargs: Any) -> LinkLike:
+        return OfflineLink()
+
+    return HostDaemon(
+        HostSection(sink="null", stale_ms=60_000),
+        Topics(TOPIC_PREFIX, SESSION),
+        sink,
+        make_link,
+        SystemClock(),
+        NullNotifier(),
+        logger=Quiet(),
+    )
+
+
+def _payloads(codec: FrameCodec, epoch: int, n: int) -> list[bytes]:
+    """Encoded ahead; ``t`` is restamped per call below only where latency matters."""
+    return [
+        codec.encode(Input.of(epoch, seq, now_us32(), PadState(seq & 1, seq % 30000, -seq % 30000)))
+        for seq in range(1, n + 1)
+    ]
+
+
+def call_cost(sink: Sink, n: int, epoch: int) -> list[float]:
+    """Microseconds per ``on_message`` call, writer thread running."""
+    daemon = _daemon(sink)
+    topic = Topics(TOPIC_PREFIX, SESSION).input(USER)
+    payloads = _payloads(FrameCodec(), epoch, n)
+    daemon.writer.start()
+    try:
+        clock = time.perf_counter_ns
+        out = []
+        for payload in payloads:
+            t0 = clock()
+            daemon.on_message(topic, payload, False)
+            out.append((clock() - t0) / 1000)
+        return out
+    finally:
+        daemon.writer.stop()
+
+
+def hand_off(n: int, epoch: int) -> list[float]:
+    """Microseconds from ``on_message`` to the sink's ``apply`` on the writer thread."""
+    sink = HandOffSink()
+    daemon = _daemon(sink)
+    topic = Topics(TOPIC_PREFIX, SESSION).input(USER)
+    payloads = _payloads(FrameCodec(), epoch, n)
+    daemon.writer.start()
+    try:
+        out = []
+        for payload in payloads:
+            sink.applied.clear()
+            t0 = time.perf_counter_ns()
+            daemon.on_message(topic, payload, False)
+            if not sink.applied.wait(5):
+                raise RuntimeError("the pad writer did not apply a frame in 5 s")
+            out.append((sink.at_ns - t0) / 1000)
+        return out
+    finally:
+        daemon.writer.stop()
+
+
+def run(frames: int = 20000) -> dict[str, Any]:
+    null = call_cost(NullSink(), frames, epoch=11)
+    with tempfile.TemporaryDirectory(prefix="bench-host-") as tmp:
+        sink = JsonlSink(Path(tmp) / "pads.jsonl")
+        sink.open(2)
+        try:
+            jsonl = call_cost(sink, frames, epoch=12)
+        finally:
+            sink.close()
+    hop = hand_off(min(frames, 5000), epoch=13)
+    rows = {
+        "on_message, null sink (the budget)": summary(null),
+        "on_message, jsonl sink": summary(jsonl),
+        "on_message -> apply via writer thread": summary(hop),
+    }
+    budget = Budget(
+        "host cost per frame",
+        "median, null sink",
+        rows["on_message, null sink (the budget)"]["p50"],
+        BUDGET_US,
+        "us",
+    )
+    print(
+        table(
+            f"Host cost per applied frame, in-process, {frames} frames (us; decode, checks, "
+            "seat table, queue, sink)",
+            ["path", "n", "p50 (median)", "p90", "p99", "max"],
+            [
+                [name, int(s["n"]), s["p50"], s["p90"], s["p99"], s["max"]]
+                for name, s in rows.items()
+            ],
+        )
+    )
+    print(f"  median: {budget.value:.1f} us ({budget.limit_text()}) -> {budget.verdict()}")
+    result = {"frames": frames, "us": rows, "budgets": [budget.as_dict()]}
+    write_json("host_cost", result)
+    result["budget_objects"] = [budget]
+    return result
+
+
+if __name__ == "__main__":
+    run()
