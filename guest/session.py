@@ -5,7 +5,8 @@
 - Ping (QoS 0) every second; each Pong gives a round-trip time. :class:`RttStats`
   keeps the last 32: the median and the jitter (mean change between
   consecutive samples, as RTP reports it).
-- Reject: ``NOT_ALLOWED`` and ``PROTOCOL`` are final (retrying cannot help:
+- Reject: ``NOT_ALLOWED``, ``PROTOCOL`` and ``REPLACED`` (another guest
+  signed in as this user took the seat) are final (retrying cannot help:
   :attr:`Session.fatal` holds a SessionRejected, exit 75). ``FULL`` and
   ``SEAT_TAKEN`` are not: the guest says why it waits and keeps asking once a
   second, and its inputs keep flowing, so the first free seat is taken (an Input
@@ -50,7 +51,7 @@ from relay.frames import (
 from relay.link import LinkState, LinkStatus, Message
 from relay.topics import Topics
 
-FINAL_REJECTS = frozenset({RejectCode.NOT_ALLOWED, RejectCode.PROTOCOL})
+FINAL_REJECTS = frozenset({RejectCode.NOT_ALLOWED, RejectCode.PROTOCOL, RejectCode.REPLACED})
 MAX_RTT_US = 30_000_000  # anything longer is not an answer to a ping we still remember
 
 

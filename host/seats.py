@@ -172,8 +172,7 @@ class SeatTable:
             return (Apply(seat.number, user, frame),)
         if seat is not None:
             if self._is_dead(user, frame.epoch):
-                self.drops[DropReason.STALE_EPOCH] += 1
-                return NO_ACTIONS
+                return self._reject(user, frame.epoch, RejectCode.REPLACED)
             actions = self._replace(seat, frame.epoch, now, "input")
             seat.last_seq = frame.seq
             return (*actions, Apply(seat.number, user, frame))
@@ -192,8 +191,7 @@ class SeatTable:
         if not self._may_sit(user):
             return self._reject(user, frame.epoch, RejectCode.NOT_ALLOWED)
         if self._is_dead(user, frame.epoch):
-            self.drops[DropReason.STALE_EPOCH] += 1
-            return NO_ACTIONS
+            return self._reject(user, frame.epoch, RejectCode.REPLACED)
         return (Reply(user, Pong(frame.epoch, frame.t, 0), 0),)  # seat 0: no seat (yet)
 
     def _hello(self, user: str, frame: Hello, now: float) -> Sequence[Action]:
@@ -204,8 +202,7 @@ class SeatTable:
             seat.last_rx = now
             return (Reply(user, Welcome(frame.epoch, seat.number), 1),)
         if self._is_dead(user, frame.epoch):
-            self.drops[DropReason.STALE_EPOCH] += 1
-            return NO_ACTIONS
+            return self._reject(user, frame.epoch, RejectCode.REPLACED)
         old = seat.epoch
         replaced = self._replace(seat, frame.epoch, now, "hello")
         return (Neutral(seat.number, "bye", user, old), *replaced)
@@ -281,8 +278,7 @@ class SeatTable:
         if not self._may_sit(user):
             return self._reject(user, epoch, RejectCode.NOT_ALLOWED)
         if self._is_dead(user, epoch):
-            self.drops[DropReason.STALE_EPOCH] += 1
-            return NO_ACTIONS
+            return self._reject(user, epoch, RejectCode.REPLACED)
         seat = self._free_seat_for(user)
         if seat is None:
             return self._reject(user, epoch, RejectCode.FULL)
@@ -323,19 +319,25 @@ class SeatTable:
 
     def _reject(self, user: str, epoch: int, code: RejectCode) -> Sequence[Action]:
         """Count the drop; answer Reject once per (epoch, code) of this user."""
-        not_allowed = code is RejectCode.NOT_ALLOWED
-        self.drops[DropReason.NOT_ALLOWED if not_allowed else DropReason.FULL] += 1
+        self.drops[_REJECT_DROPS[code]] += 1
         if self._rejected.get(user) == (epoch, code):
             return NO_ACTIONS
         if len(self._rejected) >= REJECT_MEMORY:
             self._rejected.clear()
         self._rejected[user] = (epoch, code)
-        reason = (
-            "this user is not allowed on this host"
-            if code is RejectCode.NOT_ALLOWED
-            else "every seat is taken"
-        )
-        return (Reply(user, Reject(epoch, code, reason), 1),)
+        return (Reply(user, Reject(epoch, code, _REJECT_REASONS[code]), 1),)
+
+
+_REJECT_DROPS: Final = {
+    RejectCode.NOT_ALLOWED: DropReason.NOT_ALLOWED,
+    RejectCode.FULL: DropReason.FULL,
+    RejectCode.REPLACED: DropReason.STALE_EPOCH,
+}
+_REJECT_REASONS: Final = {
+    RejectCode.NOT_ALLOWED: "this user is not allowed on this host",
+    RejectCode.FULL: "every seat is taken",
+    RejectCode.REPLACED: "this session ended or a newer coplay-guest of this user took over",
+}
 
 
 def merge_counts(*counters: Iterable[tuple[str, int]]) -> dict[str, int]:

@@ -181,6 +181,7 @@ class RejectCode(enum.IntEnum):
     FULL = 2
     PROTOCOL = 3
     SEAT_TAKEN = 4
+    REPLACED = 5  # a newer process of the same user took the seat; this epoch is dead
 
 
 Frame: TypeAlias = Input | Ping | Pong | Hello | Welcome | Reject | Bye | Rumble | HostState

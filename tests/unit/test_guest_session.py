@@ -113,7 +113,7 @@ def test_rtt_from_the_future_is_ignored() -> None:
     assert h.session.view().rtt_p50_ms is None
 
 
-@pytest.mark.parametrize("code", [RejectCode.NOT_ALLOWED, RejectCode.PROTOCOL])
+@pytest.mark.parametrize("code", [RejectCode.NOT_ALLOWED, RejectCode.PROTOCOL, RejectCode.REPLACED])
 def test_final_rejects_become_session_rejected(code: RejectCode) -> None:
     h = Harness()
     h.connect()

@@ -137,8 +137,10 @@ def test_new_epoch_replaces_and_old_epoch_never_returns() -> None:
     assert replies(actions) == [Welcome(2, 2)]
     assert of(actions, SeatChange)[0].event == "epoch_replaced"
     assert of(t.on_frame("alice", inp(2, 1), 0.1), Apply)  # seq restarts with the epoch
-    assert t.on_frame("alice", inp(1, 101), 0.2) == ()  # late frame of the dead process
-    assert t.on_frame("alice", hello(1), 0.2) == ()
+    late = t.on_frame("alice", inp(1, 101), 0.2)  # late frame of the dead process
+    assert not of(late, Apply)
+    assert [(r.epoch, r.code) for r in replies(late)] == [(1, RejectCode.REPLACED)]
+    assert t.on_frame("alice", hello(1), 0.2) == ()  # told once per epoch
     assert t.drops["stale_epoch"] == 2
 
 
@@ -147,7 +149,9 @@ def test_new_epoch_by_input_replaces() -> None:
     t.on_frame("alice", inp(1, 100), 0.0)
     actions = t.on_frame("alice", inp(2, 5), 0.1)
     assert of(actions, Apply) == [Apply(2, "alice", inp(2, 5))]
-    assert t.on_frame("alice", inp(1, 101), 0.2) == ()
+    late = t.on_frame("alice", inp(1, 101), 0.2)
+    assert not of(late, Apply)
+    assert [r.code for r in replies(late)] == [RejectCode.REPLACED]
 
 
 def test_bye_neutral_at_once_and_frees_the_seat() -> None:
@@ -157,7 +161,9 @@ def test_bye_neutral_at_once_and_frees_the_seat() -> None:
     assert of(actions, Neutral) == [Neutral(2, "bye", "alice", 1)]
     assert of(actions, SeatChange)[0].event == "seat_freed"
     assert t.occupancy() == [(2, "")]
-    assert t.on_frame("alice", inp(1, 2), 0.2) == ()  # the ended epoch cannot come back
+    late = t.on_frame("alice", inp(1, 2), 0.2)  # the ended epoch cannot come back
+    assert not of(late, Apply)
+    assert t.occupancy() == [(2, "")]
     assert replies(t.on_frame("bob", hello(9), 0.2)) == [Welcome(9, 2)]
 
 
@@ -166,7 +172,9 @@ def test_bye_of_an_older_epoch_changes_nothing() -> None:
     t.on_frame("alice", inp(2, 1), 0.0)
     assert t.on_frame("alice", Bye(1), 0.1) == ()
     assert t.occupancy() == [(2, "alice")]
-    assert t.on_frame("alice", inp(1, 5), 0.1) == ()  # and that epoch is dead now
+    late = t.on_frame("alice", inp(1, 5), 0.1)  # and that epoch is dead now
+    assert not of(late, Apply)
+    assert [r.code for r in replies(late)] == [RejectCode.REPLACED]
 
 
 def test_ping_gets_pong_with_seat() -> None:
