@@ -3,7 +3,9 @@
 The guest runs ``--source virtual`` with ``COPLAY_VIRTUAL_SCRIPT=-``: each line
 written to its stdin is a script command played on its own SDL virtual pad, so
 every change goes through the guest's real pygame path (SDL event pump,
-GameController mapping, sender) before it becomes an Input frame.
+GameController mapping, sender) before it becomes an Input frame. The commands
+are the guest's script format, fed live on a fixed schedule rather than as a
+file of ``sleep`` steps, whose overshoots would add up to a rate below 120 Hz.
 """
 
 from __future__ import annotations
