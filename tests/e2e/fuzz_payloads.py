@@ -33,7 +33,7 @@ def _valid_frames(rng: random.Random, codec: FrameCodec) -> list[bytes]:
 
 def _out_of_range(rng: random.Random) -> bytes:
     """An Input/Hello/Ping/Bye array with one field pushed out of its range or type."""
-    base = [1, rng.getrandbits(32), rng.getrandbits(32), 0, 0, 0, 0, 0, 0, 0, 0]
+    base: list[object] = [1, rng.getrandbits(32), rng.getrandbits(32), 0, 0, 0, 0, 0, 0, 0, 0]
     choice = rng.randrange(8)
     if choice == 0:  # an axis past int16
         base[rng.randrange(5, 9)] = rng.choice([32768, -32769, 70000, -(2**40)])

@@ -11,6 +11,8 @@ This is the suite's one long test (about 75 s).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -42,10 +44,7 @@ def test_session_survives_token_expiry_and_reconnects_with_fresh_tokens(stack: S
         press_and_see(guest, host, BUTTONS[probes % len(BUTTONS)])
         probes += 1
         next_probe = min(expired_at, time.monotonic() + PROBE_EVERY_S)
-        lines = host.jsonl.wait_for(
-            lambda ls, until=next_probe: time.monotonic() >= until or bool(_neutral(ls)),
-            PROBE_EVERY_S + 5,
-        )
+        lines = host.jsonl.wait_for(_probe_due(next_probe), PROBE_EVERY_S + 5)
         assert _neutral(lines) == [], "the pad went neutral while the tokens expired"
     press_and_see(guest, host, "DPAD_UP")
     assert _neutral(host.lines()) == []
@@ -67,7 +66,12 @@ def test_session_survives_token_expiry_and_reconnects_with_fresh_tokens(stack: S
     assert host.count_log("seat_freed") == 0
 
 
-def _neutral(lines: list[dict[str, object]]) -> list[dict[str, object]]:
+def _probe_due(until: float) -> Callable[[list[dict[str, Any]]], bool]:
+    """True once it is time for the next probe, or at once if the pad went neutral."""
+    return lambda lines: time.monotonic() >= until or bool(_neutral(lines))
+
+
+def _neutral(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [x for x in lines if x["reason"] != "input"]
 
 

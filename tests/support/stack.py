@@ -7,7 +7,11 @@ A :class:`Stack` belongs to one test and starts what that test needs:
 - ``stack.host(endpoint, **fields)`` -> a started ``coplay-host`` (:class:`StackHost`,
   a :class:`~tests.support.host_process.HostProcess` that can also use the token flow);
 - ``stack.guest(endpoint, user, **fields)`` -> a started ``coplay-guest --source virtual``
-  (:class:`~tests.support.guest_proc.GuestProcess`, driven over stdin).
+  (:class:`StackGuest`, a :class:`~tests.support.guest_proc.GuestProcess` whose virtual
+  pad the test drives over stdin).
+
+Everything logs at debug level. :func:`press_and_see` presses a button on a guest and
+waits for the host's pad to show it.
 
 An *endpoint* is where a client logs in: a :class:`~tests.support.mosquitto.Mosquitto`
 (password mode, ``api_url = ""``) or a relay (the token flow: the app client secret
@@ -42,6 +46,8 @@ from tests.support.relay_service import RelayService
 # also when the signature was cut off.
 JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+")
 LOG_SUFFIXES = (".log", ".jsonl")
+# Everything runs at debug level, so the secret scan sees every line any level can print.
+LOG_LEVEL = "debug"
 
 Endpoint = Mosquitto | RelayService
 
@@ -300,6 +306,7 @@ class Stack:
 
     def relay(self, start: bool = True, **fields: Any) -> RelayService:
         """A relay service whose log lands in this stack's directory."""
+        fields.setdefault("log_level", LOG_LEVEL)
         service = RelayService(self.dir / f"relay{len(self.relays)}", **fields)
         self.relays.append(service)
         self.ledger.secret("relay app client secret", service.client_secret)
@@ -341,6 +348,7 @@ class Stack:
         else:
             self.broker(endpoint)
             port, password = endpoint.port, endpoint.passwords["streamer"]
+        fields.setdefault("log_level", LOG_LEVEL)
         host = StackHost(
             self.dir / f"host{len(self.hosts)}",
             broker_port=port,
@@ -377,7 +385,7 @@ class Stack:
         else:
             self.broker(endpoint)
             password = endpoint.passwords[user]
-        guest = StackGuest(config, password, workdir, env=env)
+        guest = StackGuest(config, password, workdir, args=("--log-level", LOG_LEVEL), env=env)
         self.guests.append(guest)
         return guest
 
