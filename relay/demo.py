@@ -228,6 +228,7 @@ def run_demo(seconds: float, keep: bool) -> int:
     uinput_ok = os.access("/dev/uinput", os.W_OK)
     demo.write_config(f"jsonl:{jsonl}")
     tty = sys.stdout.isatty()
+    width = shutil.get_terminal_size().columns - 1  # one live line, rewritten in place
     lats: list[int] = []
     states = 0
     neutral: dict[str, int] = {}
@@ -284,7 +285,7 @@ def run_demo(seconds: float, keep: bool) -> int:
                 status = last_status(guest.log)
                 text = f"{shown or 'waiting for player 2...'} | guest: {status}"
                 print(
-                    ("\r" + text[:160].ljust(160)) if tty else text,
+                    ("\r" + text[:width].ljust(width)) if tty else text,
                     end="" if tty else "\n",
                     flush=True,
                 )
