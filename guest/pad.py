@@ -17,7 +17,6 @@ opened and its state read. :class:`Selection` says which pad fits: ``auto``
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal, Protocol
@@ -100,18 +99,20 @@ class DeviceInfo:
     virtual: bool
 
 
+def device_info(sdl: SDL, index: int) -> DeviceInfo:
+    """What SDL says about joystick ``index`` (nothing is opened)."""
+    return DeviceInfo(
+        index=index,
+        name=sdl.device_name(index),
+        guid=sdl.device_guid(index),
+        is_controller=bool(sdl.SDL_IsGameController(index)),
+        virtual=bool(sdl.SDL_JoystickIsVirtual(index)),
+    )
+
+
 def list_devices(sdl: SDL) -> list[DeviceInfo]:
     """Every joystick SDL sees now (nothing is opened)."""
-    return [
-        DeviceInfo(
-            index=i,
-            name=sdl.device_name(i),
-            guid=sdl.device_guid(i),
-            is_controller=bool(sdl.SDL_IsGameController(i)),
-            virtual=bool(sdl.SDL_JoystickIsVirtual(i)),
-        )
-        for i in range(int(sdl.SDL_NumJoysticks()))
-    ]
+    return [device_info(sdl, i) for i in range(int(sdl.SDL_NumJoysticks()))]
 
 
 def rumble_strength(value: int) -> float:
@@ -131,7 +132,6 @@ class PygamePadSource:
         *,
         deadzone: float = 0.0,
         rumble_cap_ms: int = 2000,
-        on_change: Callable[[str | None], None] | None = None,
     ) -> None:
         self._pg = pygame
         self._controllers: Any = pygame._sdl2.controller
@@ -139,7 +139,6 @@ class PygamePadSource:
         self.selection = selection
         self._deadzone = deadzone
         self._rumble_cap_ms = rumble_cap_ms
-        self._on_change = on_change
         self._log = structlog.get_logger("guest.pad")
         self._controller: Any = None
         self._instance: int | None = None
@@ -275,13 +274,7 @@ class PygamePadSource:
 
     def _try_open(self, index: int) -> bool:
         try:
-            device = DeviceInfo(
-                index,
-                self._sdl.device_name(index),
-                self._sdl.device_guid(index),
-                bool(self._sdl.SDL_IsGameController(index)),
-                bool(self._sdl.SDL_JoystickIsVirtual(index)),
-            )
+            device = device_info(self._sdl, index)
         except Exception:
             return False
         if not self._matches(device):
@@ -297,8 +290,6 @@ class PygamePadSource:
         self._name = device.name or f"controller {index}"
         self._raw = raw
         self._log.info("pad_opened", index=index, name=self._name, guid=device.guid)
-        if self._on_change is not None:
-            self._on_change(self._name)
         return True
 
     def _read(self, controller: Any) -> PadState:
@@ -322,5 +313,3 @@ class PygamePadSource:
             self._log.debug("pad_close_failed", error=str(exc))
         if why == "unplugged":
             self._log.warning("pad_unplugged", name=name)
-        if self._on_change is not None:
-            self._on_change(None)

@@ -83,8 +83,6 @@ class Sender:
             else:
                 self._pending.append(state)
             self._current = state
-        if self._pending:
-            self._current = self._pending[-1]
 
     def resync(self) -> None:
         """Forget waiting changes; the current state goes out at the next pump."""

@@ -138,7 +138,6 @@ class Session:
         self._welcomed = False
         self._host_online: bool | None = None
         self._note = ""
-        self._rejected = False
         self.fatal: SessionRejected | None = None
         self._rumbles: deque[Rumble] = deque(maxlen=8)
         self._resync = False
@@ -156,7 +155,7 @@ class Session:
 
     def will(self) -> Message:
         """The Last Will: the broker says Bye for us if the connection dies."""
-        return Message(self.in_topic, self._codec.encode(Bye(self.epoch)), qos=1)
+        return self.bye()
 
     def bye(self) -> Message:
         return Message(self.in_topic, self._codec.encode(Bye(self.epoch)), qos=1)
@@ -226,7 +225,6 @@ class Session:
             self._seat, self._welcomed = None, False
             self.version += 1
             if known in FINAL_REJECTS:
-                self._rejected = True
                 self._note = text
                 self.fatal = SessionRejected(
                     f"the host rejected {self.user!r} ({text}); ask the streamer to allow you"
@@ -307,7 +305,7 @@ class Session:
     def view(self) -> SessionView:
         with self._lock:
             link = self._link
-            if self._rejected:
+            if self.fatal is not None:
                 state = "rejected"
             elif link.state is LinkState.STARTING:
                 state = "connecting"

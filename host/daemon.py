@@ -108,7 +108,6 @@ class HostDaemon:
         self._link_text = "starting"
         self._last_status = ""
         self._host_topic = topics.host
-        self._in_head = f"{topics.prefix}/{topics.session}/in/"
 
     # ------------------------------------------------------------------ network thread
 
@@ -135,8 +134,7 @@ class HostDaemon:
     def _drop(self, reason: str, topic: str) -> None:
         self._drops[reason] += 1
         if self._throttle.allow(reason):
-            user = topic[len(self._in_head) :] if topic.startswith(self._in_head) else None
-            self._log.info("frame_dropped", reason=reason, user=user)
+            self._log.info("frame_dropped", reason=reason, user=self._topics.input_user(topic))
 
     def _carry_out(self, actions: Sequence[Action]) -> None:
         """Replies, seat changes and HostState (network or writer thread)."""

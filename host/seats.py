@@ -20,7 +20,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, NamedTuple, TypeAlias
 
-from relay.clock import HALF, WRAP
+from relay.clock import seq_advances
 from relay.frames import Bye, Frame, Hello, Input, Ping, Pong, Reject, RejectCode, Welcome
 
 REMEMBER_EPOCHS: Final = 8  # ended/replaced epochs kept per seat, never accepted again
@@ -140,9 +140,6 @@ class SeatTable:
         found = self._by_number.get(seat)
         return bool(found is not None and found.stale)
 
-    def count(self, reason: str) -> None:
-        self.drops[reason] += 1
-
     # ------------------------------------------------------------------ frames
 
     def on_frame(self, user: str, frame: Frame, now: float) -> Sequence[Action]:
@@ -163,7 +160,7 @@ class SeatTable:
         seat = self._by_user.get(user)
         if seat is not None and frame.epoch == seat.epoch:  # the hot path
             last = seat.last_seq
-            if last is not None and not 1 <= (frame.seq - last) % WRAP < HALF:
+            if last is not None and not seq_advances(last, frame.seq):
                 self.drops[DropReason.DUPLICATE if frame.seq == last else DropReason.OLD_SEQ] += 1
                 return NO_ACTIONS
             seat.last_seq = frame.seq

@@ -7,7 +7,6 @@ needs the value calls :meth:`Secret.reveal`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -76,7 +75,3 @@ def resolve_secret(
     if inline:
         return Secret(inline)
     return None
-
-
-def env_or_default(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
-    return os.environ if env is None else env

@@ -213,8 +213,8 @@ class UInputSink:
         pad = self._factory(seat)
         self._pads[seat] = pad
         self._rumble[seat] = xpad.RumbleMapper(self._cap)
-        self._write(seat, xpad.state_events(NEUTRAL))
-        self._state[seat] = NEUTRAL
+        if self._write(seat, xpad.state_events(NEUTRAL)):
+            self._state[seat] = NEUTRAL
         self._log.info("pad_created", seat=seat, name=xpad.pad_name(seat))
         if self._thread is None:
             self._thread = threading.Thread(target=self._ff_loop, name="uinput-ff", daemon=True)
@@ -222,17 +222,20 @@ class UInputSink:
         else:
             os.write(self._wake_w, b"x")  # the reader picks the new pad up
 
-    def _write(self, seat: int, events: list[xpad.Event]) -> None:
+    def _write(self, seat: int, events: list[xpad.Event]) -> bool:
         try:
             self._pads[seat].write(pack_events(events))
         except OSError as exc:
             if self._throttle.allow(f"write{seat}"):
                 self._log.warning("pad_write_failed", seat=seat, error=str(exc))
+            return False
+        return True
 
     def apply(self, seat: int, state: PadState, meta: Meta) -> None:
+        # The pad's state moves on only when the write went through, so the next diff
+        # still carries a change that was lost (a release must not stay unsent).
         events = xpad.diff_events(self._state.get(seat), state)
-        if events:
-            self._write(seat, events)
+        if events and self._write(seat, events):
             self._state[seat] = state
 
     def neutral(self, seat: int, reason: str, meta: Meta) -> None:

@@ -100,9 +100,6 @@ _DPAD_UP: Final = 1 << Button.DPAD_UP
 _DPAD_DOWN: Final = 1 << Button.DPAD_DOWN
 _DPAD_LEFT: Final = 1 << Button.DPAD_LEFT
 _DPAD_RIGHT: Final = 1 << Button.DPAD_RIGHT
-MAPPED_BUTTONS: Final = sum(1 << b for b, _ in BUTTON_CODES) | (
-    _DPAD_UP | _DPAD_DOWN | _DPAD_LEFT | _DPAD_RIGHT
-)
 
 
 class AbsSpec(NamedTuple):

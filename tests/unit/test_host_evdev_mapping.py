@@ -253,6 +253,38 @@ def test_uinput_sink_writes_diffs_and_forwards_game_rumble() -> None:
     assert pads[2].closed and pads[3].closed
 
 
+def test_a_failed_write_is_resent_with_the_next_state() -> None:
+    """A write the kernel refused is not taken as applied: the next diff still releases A."""
+    pads: dict[int, FakePad] = {}
+
+    def factory(seat: int) -> FakePad:
+        pads[seat] = FakePad(seat)
+        return pads[seat]
+
+    sink = UInputSink(lambda seat, frame: None, rumble_cap_ms=1500, pad_factory=factory)
+    sink.open(2)
+    try:
+        pad = pads[2]
+        meta = Meta("alice", 1, 1, 0, 0, None)
+        sink.apply(2, PadState(buttons=button_mask(Button.A)), meta)
+        written = pad.write
+
+        def refuse(data: bytes) -> None:
+            raise OSError("EAGAIN")
+
+        pad.write = refuse  # type: ignore[method-assign]
+        sink.apply(2, NEUTRAL, meta)  # the release is lost on the way
+        pad.write = written  # type: ignore[method-assign]
+        sink.apply(2, PadState(lx=100), meta)
+        assert unpack_events(pad.written[-1]) == [
+            (KEY, ecodes.BTN_SOUTH, 0),
+            (ABS, ecodes.ABS_X, 100),
+            (0, 0, 0),
+        ]
+    finally:
+        sink.close()
+
+
 def test_missing_uinput_names_the_fix(tmp_path) -> None:  # type: ignore[no-untyped-def]
     problem = uinput_fix(str(tmp_path / "uinput"))
     assert problem is not None
