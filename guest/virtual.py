@@ -24,6 +24,7 @@ import ctypes
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -44,6 +45,9 @@ VENDOR_ID: Final = 0x1209  # pid.codes' vendor id; the product id below is a loc
 PRODUCT_ID: Final = 0xC0B1
 N_AXES: Final = 6
 N_BUTTONS: Final = 21
+
+
+RUMBLES_KEPT = 256  # rumble events remembered for tests and the demo
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +100,7 @@ class VirtualPad:
         self._handle: int | None = None
         self._instance_id: int | None = None
         self._state = PadState()
-        self.rumbles: list[RumbleEvent] = []
+        self.rumbles: deque[RumbleEvent] = deque(maxlen=RUMBLES_KEPT)  # the latest, bounded
         # Kept referenced for as long as SDL may call it (it keeps the pointer after attach).
         self._callback = RumbleCallback(self._rumble)
         self._name_bytes = name.encode("utf-8")[:127]
@@ -231,6 +235,6 @@ class VirtualPad:
     ) -> list[RumbleEvent]:
         """Wait until ``predicate(rumbles)`` holds; the rumbles so far (TimeoutError if not)."""
         with self._changed:
-            if not self._changed.wait_for(lambda: predicate(self.rumbles), timeout):
+            if not self._changed.wait_for(lambda: predicate(list(self.rumbles)), timeout):
                 raise TimeoutError(f"no matching rumble in {timeout}s; got {self.rumbles!r}")
             return list(self.rumbles)
