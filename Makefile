@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("coplay needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	tests/ensure-system-deps build $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[relay,uinput,dev]'
@@ -17,7 +18,7 @@ demo: $(STAMP)
 	$(PY) -m relay.demo
 
 test: $(STAMP)
-	tests/ensure-system-deps
+	tests/ensure-system-deps test
 	$(VENV)/bin/ruff check relay host guest tests
 	$(VENV)/bin/ruff format --check relay host guest tests
 	$(VENV)/bin/mypy
@@ -32,7 +33,7 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
 
 bench: $(STAMP)
-	tests/ensure-system-deps
+	tests/ensure-system-deps test
 	$(PY) -m tests.bench
 
 clean:
