@@ -5,14 +5,11 @@ from __future__ import annotations
 import socket
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.mqtt import RawClient
 from tests.support.relay_service import RelayService
@@ -301,28 +298,19 @@ def test_websocket_listener_accepts_a_paho_websocket_client(
     host = connect("streamer", "h-ws")
     assert host.wait_connected() == SUCCESS
     host.subscribe(topic(session_name, "in/+"))
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=relay.cid("a-ws"), transport="websockets"
+    client = RawClient(
+        relay.ws_port,
+        "alice",
+        relay.user_token("alice", "a-ws"),
+        client_id=relay.cid("a-ws"),
+        transport="websockets",
     )
-    client.username_pw_set("alice", relay.user_token("alice", "a-ws"))
-    connected = threading.Event()
-    codes: list[str] = []
-
-    def on_connect(*args: object) -> None:
-        codes.append(str(args[3]))
-        connected.set()
-
-    client.on_connect = on_connect
-    client.connect("127.0.0.1", relay.ws_port, keepalive=10)
-    client.loop_start()
     try:
-        assert connected.wait(10)
-        assert codes == [SUCCESS]
-        client.publish(topic(session_name, "in/alice"), b"via-ws", qos=1).wait_for_publish(5)
+        assert client.wait_connected(10) == SUCCESS
+        client.publish(topic(session_name, "in/alice"), b"via-ws", qos=1)
         assert host.inbox.wait_count(1)[0].payload == b"via-ws"
     finally:
-        client.disconnect()
-        client.loop_stop()
+        client.close()
 
 
 def test_tls_on_api_and_broker_when_a_certificate_is_configured(
@@ -338,25 +326,13 @@ def test_tls_on_api_and_broker_when_a_certificate_is_configured(
     relay = relay_service_factory(tls_cert=str(cert), tls_key=str(key), ws=False)
     assert relay.api_url.startswith("https://")
     token = relay.user_token("alice", "a-tls")  # over HTTPS, verified against the cert
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=relay.cid("a-tls"))
-    client.tls_set(ca_certs=str(cert))
-    client.username_pw_set("alice", token)
-    connected = threading.Event()
-    codes: list[str] = []
-
-    def on_connect(*args: object) -> None:
-        codes.append(str(args[3]))
-        connected.set()
-
-    client.on_connect = on_connect
-    client.connect("127.0.0.1", relay.mqtt_port, keepalive=10)
-    client.loop_start()
+    client = RawClient(
+        relay.mqtt_port, "alice", token, client_id=relay.cid("a-tls"), ca_file=str(cert)
+    )
     try:
-        assert connected.wait(10)
-        assert codes == [SUCCESS]
+        assert client.wait_connected(10) == SUCCESS
     finally:
-        client.disconnect()
-        client.loop_stop()
+        client.close()
 
 
 def test_broker_log_never_shows_a_token(

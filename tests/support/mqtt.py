@@ -60,11 +60,18 @@ class RawClient:
         client_id: str = "",
         will: tuple[str, bytes, int, bool] | None = None,
         clean: bool = True,
+        transport: str = "tcp",  # or "websockets"
+        ca_file: str | None = None,  # TLS, verified against this CA
     ) -> None:
         self.inbox = Inbox()
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=clean,
+            transport=transport,  # type: ignore[arg-type]
         )
+        if ca_file:
+            self.client.tls_set(ca_certs=ca_file)
         self.client.username_pw_set(username, password)
         if will:
             self.client.will_set(will[0], will[1], will[2], will[3])
