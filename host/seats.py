@@ -20,6 +20,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, NamedTuple, TypeAlias
 
+from host.sinks.base import REASON_BYE, REASON_STALE
 from relay.clock import seq_advances
 from relay.frames import Bye, Frame, Hello, Input, Ping, Pong, Reject, RejectCode, Welcome
 
@@ -202,7 +203,7 @@ class SeatTable:
             return self._reject(user, frame.epoch, RejectCode.REPLACED)
         old = seat.epoch
         replaced = self._replace(seat, frame.epoch, now, "hello")
-        return (Neutral(seat.number, "bye", user, old), *replaced)
+        return (Neutral(seat.number, REASON_BYE, user, old), *replaced)
 
     def _bye(self, user: str, frame: Bye) -> Sequence[Action]:
         seat = self._by_user.get(user)
@@ -218,7 +219,7 @@ class SeatTable:
         seat.dead.append((user, epoch))
         self._free(seat)
         return (
-            Neutral(seat.number, "bye", user, epoch),
+            Neutral(seat.number, REASON_BYE, user, epoch),
             SeatChange("seat_freed", seat.number, user, epoch, "bye"),
         )
 
@@ -234,7 +235,7 @@ class SeatTable:
             silent = now - seat.last_rx
             if not seat.stale and silent >= self._stale_s:
                 seat.stale = True
-                actions.append(Neutral(seat.number, "stale", user, seat.epoch))
+                actions.append(Neutral(seat.number, REASON_STALE, user, seat.epoch))
             if silent >= self._idle_s:
                 epoch = seat.epoch
                 self._free(seat)
