@@ -1,23 +1,41 @@
 # coplay: the two commands are `make demo` and `make test`; each installs what it needs.
-PYTHON ?= python3
-VENV   ?= .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-stamp
+# Python packages come from uv.lock (exact versions and hashes) via uv; uv itself is
+# installed from PyPI into .tools/ when it is not on PATH.
+PYTHON     ?= python3
+VENV       ?= .venv
+UV_VERSION := 0.13.9
+TOOLS      := .tools
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed-stamp
+UV         ?= $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 
-.PHONY: demo test lint typecheck unit bench clean
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS    := never
 
-$(STAMP): pyproject.toml
+.PHONY: demo test lint typecheck unit bench lock check-lock clean
+
+$(TOOLS)/bin/uv:
 	@$(PYTHON) -c 'import sys; sys.exit("coplay needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
 	tests/ensure-system-deps build $(PYTHON)
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[relay,uinput,dev]'
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --disable-pip-version-check 'uv==$(UV_VERSION)'
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	@$(PYTHON) -c 'import sys; sys.exit("coplay needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	tests/ensure-system-deps build $(PYTHON)
+	$(UV) sync --locked --all-extras --python $(PYTHON)
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m relay.demo
 
-test: $(STAMP)
+# The lock must match pyproject.toml, and .venv must hold exactly the lock's versions.
+check-lock: $(STAMP)
+	$(UV) lock --check --python $(PYTHON)
+	$(UV) sync --locked --all-extras --check --python $(PYTHON)
+	@echo "installed (exactly uv.lock):"; $(UV) pip freeze --python $(PY) --exclude-editable | paste -sd' ' | fold -s -w 100
+
+test: check-lock
 	tests/ensure-system-deps test
 	$(VENV)/bin/ruff check relay host guest tests
 	$(VENV)/bin/ruff format --check relay host guest tests
@@ -36,5 +54,9 @@ bench: $(STAMP)
 	tests/ensure-system-deps test
 	$(PY) -m tests.bench
 
+# After changing dependencies in pyproject.toml: re-resolve and commit uv.lock.
+lock: | $(UV)
+	$(UV) lock --python $(PYTHON)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
