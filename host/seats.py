@@ -22,7 +22,18 @@ from typing import Final, NamedTuple, TypeAlias
 
 from host.sinks.base import REASON_BYE, REASON_STALE
 from relay.clock import seq_advances
-from relay.frames import Bye, Frame, Hello, Input, Ping, Pong, Reject, RejectCode, Welcome
+from relay.frames import (
+    PROTO,
+    Bye,
+    Frame,
+    Hello,
+    Input,
+    Ping,
+    Pong,
+    Reject,
+    RejectCode,
+    Welcome,
+)
 
 REMEMBER_EPOCHS: Final = 8  # ended/replaced epochs kept per seat, never accepted again
 REJECT_MEMORY: Final = 1024  # users whose last Reject is remembered (rate limit)
@@ -44,6 +55,7 @@ class DropReason(enum.StrEnum):
     OLD_SEQ = "old_seq"
     DUPLICATE = "duplicate"
     NOT_SEATED = "not_seated"
+    PROTOCOL = "protocol"  # a Hello with a proto this host does not speak
 
 
 class Apply(NamedTuple):
@@ -193,6 +205,8 @@ class SeatTable:
         return (Reply(user, Pong(frame.epoch, frame.t, 0), 0),)  # seat 0: no seat (yet)
 
     def _hello(self, user: str, frame: Hello, now: float) -> Sequence[Action]:
+        if frame.proto != PROTO:  # rule 3: never silence, one Reject(PROTOCOL) per epoch
+            return self._reject(user, frame.epoch, RejectCode.PROTOCOL)
         seat = self._by_user.get(user)
         if seat is None:
             return self._take(user, frame.epoch, now, "hello")
@@ -330,11 +344,13 @@ _REJECT_DROPS: Final = {
     RejectCode.NOT_ALLOWED: DropReason.NOT_ALLOWED,
     RejectCode.FULL: DropReason.FULL,
     RejectCode.REPLACED: DropReason.STALE_EPOCH,
+    RejectCode.PROTOCOL: DropReason.PROTOCOL,
 }
 _REJECT_REASONS: Final = {
     RejectCode.NOT_ALLOWED: "this user is not allowed on this host",
     RejectCode.FULL: "every seat is taken",
     RejectCode.REPLACED: "this session ended or a newer coplay-guest of this user took over",
+    RejectCode.PROTOCOL: f"this host speaks coplay protocol {PROTO}; use a matching coplay-guest",
 }
 
 

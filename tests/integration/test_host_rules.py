@@ -197,6 +197,25 @@ def test_rule2_first_come_warns_and_rule3_full_house_rejects(
     assert {x["user"] for x in lines} == {"alice"}
 
 
+def test_rule3_unknown_proto_gets_exactly_one_protocol_reject_per_epoch(
+    start_host: Callable[..., HostProcess], guest: Callable[[str], Guest]
+) -> None:
+    """A Hello with proto 2 is answered Reject(PROTOCOL) once per epoch, never silence."""
+    start_host()
+    alice = guest("alice")
+    for _ in range(3):
+        alice.send(Hello(9, 2, "alice", "pad"), qos=1)
+    alice.send(Hello(10, 2, "alice", "pad"), qos=1)  # a new epoch: answered again
+
+    def rejected_epoch_10(_: object) -> bool:
+        return any(isinstance(f, Reject) and f.epoch == 10 for f in alice.frames())
+
+    alice.client.inbox.wait_for(rejected_epoch_10, 15.0)
+    rejects = [(f.epoch, f.code) for f in alice.frames() if isinstance(f, Reject)]
+    assert rejects == [(9, RejectCode.PROTOCOL), (10, RejectCode.PROTOCOL)]
+    assert alice.seat(11) == 2  # the seat stayed free for a guest that speaks proto 1
+
+
 def test_rule3_hello_welcome_and_ping_pong_with_seat(
     start_host: Callable[..., HostProcess], guest: Callable[[str], Guest], mqtt_client: MakeClient
 ) -> None:

@@ -233,8 +233,7 @@ OUT_OF_RANGE: dict[str, tuple[list[Any], int, Any]] = {
     "ping.t": ([2, 0, 0], 2, -1),
     "pong.seat": ([3, 0, 0, 2], 3, 256),
     "pong.seat_negative": ([3, 0, 0, 2], 3, -1),
-    "hello.proto_0": ([4, 0, 1, "n", "c"], 2, 0),
-    "hello.proto_2": ([4, 0, 1, "n", "c"], 2, 2),
+    "hello.proto_256": ([4, 0, 1, "n", "c"], 2, 256),
     "hello.name_65": ([4, 0, 1, "n", "c"], 3, "n" * 65),
     "hello.controller_65": ([4, 0, 1, "n", "c"], 4, "c" * 65),
     "welcome.seat": ([5, 0, 2], 2, 256),
@@ -463,3 +462,9 @@ def _sample(kind: int) -> Frame:
     frame = GOLDEN[kind - 1][0]
     assert type(frame).__struct_config__.tag == kind
     return frame
+
+
+@pytest.mark.parametrize("proto", [0, 2, 255])
+def test_hello_with_another_proto_decodes_so_the_host_can_answer_it(proto: int) -> None:
+    """A Hello of a protocol this side does not speak is still a Hello (rule 3 answers it)."""
+    assert decode(enc([4, 9, proto, "n", "c"])) == Hello(9, proto, "n", "c")

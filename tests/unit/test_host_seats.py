@@ -227,3 +227,15 @@ def test_bye_when_not_seated_is_counted() -> None:
     t = table()
     assert t.on_frame("alice", Bye(1), 0.0) == ()
     assert t.drops["not_seated"] == 1
+
+
+def test_hello_with_an_unknown_proto_gets_one_protocol_reject_per_epoch() -> None:
+    """Rule 3: a Hello speaking another proto is answered Reject(PROTOCOL), never silence."""
+    t = table()
+    first = t.on_frame("alice", Hello(7, 2, "friend", "pad"), 0.0)
+    assert [(type(f), f.code) for f in replies(first)] == [(Reject, RejectCode.PROTOCOL)]
+    assert t.on_frame("alice", Hello(7, 2, "friend", "pad"), 0.1) == ()  # once per epoch
+    assert t.occupancy() == [(2, "")]  # no seat taken
+    again = t.on_frame("alice", Hello(8, 0, "friend", "pad"), 0.2)  # a new epoch: answered again
+    assert [f.code for f in replies(again)] == [RejectCode.PROTOCOL]
+    assert t.drops["protocol"] == 3
