@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def go() -> int:
         if args.command == "devices":
             return devices(args.virtual, sys.stdout)
-        config = load_guest_config(config_path(args, "guest.toml"))
+        config = load_guest_config(config_path(args, "guest.toml"), persist=not args.check)
         if args.check:
             print(f"{config.path}: ok")
             return 0

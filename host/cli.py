@@ -74,7 +74,10 @@ def serve(config: HostConfig, sink_spec: str, redactor: Redactor) -> int:
         )
 
     sink: Sink = make_sink(
-        sink_spec, on_rumble=forward_rumble, rumble_cap_ms=config.host.rumble_cap_ms
+        sink_spec,
+        on_rumble=forward_rumble,
+        rumble_cap_ms=config.host.rumble_cap_ms,
+        device_id=config.link.device_id,
     )
     daemon = HostDaemon(config.host, topics, sink, make_link, SystemClock(), notifier)
     daemon_box.append(daemon)
@@ -94,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def go() -> int:
-        config = load_host_config(config_path(args, "host.toml"))
+        config = load_host_config(config_path(args, "host.toml"), persist=not args.check)
         sink_spec = config.host.sink
         if args.sink is not None:
             try:

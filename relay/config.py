@@ -10,6 +10,7 @@ the CLIs exit 78 on it. Secrets are resolved after decoding (see
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -311,13 +312,15 @@ def _decode(path: Path, kind: type[T]) -> T:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        return msgspec.toml.decode(data, type=kind)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: {_field_first(str(exc))}") from None
-    except msgspec.DecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        text = data.decode("utf-8")  # checked here: TOML is UTF-8, whatever the parser says
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: not UTF-8 at byte {exc.start}") from None
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 at byte {exc.start}") from exc
+    try:
+        return msgspec.toml.decode(text, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {_field_first(str(exc))}") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 
 
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")
@@ -343,7 +346,9 @@ def _field_first(message: str) -> str:
     return f"{where}: {what}"
 
 
-def _link(path: Path, section: RelaySection, env: Mapping[str, str]) -> LinkSettings:
+def _link(
+    path: Path, section: RelaySection, env: Mapping[str, str], program: str, persist: bool
+) -> LinkSettings:
     app_secret = resolve_secret(
         source=path,
         field="relay.app_client_secret",
@@ -365,11 +370,6 @@ def _link(path: Path, section: RelaySection, env: Mapping[str, str]) -> LinkSett
             f"{path}: $.relay.app_client_secret: missing; set it, app_client_secret_file, "
             f"or {ENV_APP_CLIENT_SECRET}"
         )
-    if not section.api_url and not password:
-        raise ConfigError(
-            f'{path}: $.relay.password: missing; with api_url = "" the broker password must '
-            f"be set (or password_file, or {ENV_MQTT_PASSWORD})"
-        )
     if section.ca_file and not Path(section.ca_file).expanduser().is_file():
         raise ConfigError(f"{path}: $.relay.ca_file: no such file {section.ca_file}")
     return LinkSettings(
@@ -380,7 +380,8 @@ def _link(path: Path, section: RelaySection, env: Mapping[str, str]) -> LinkSett
         app_client_secret=app_secret,
         username=section.username,
         password=password,
-        device_id=section.device_id or stable_device_id(env),
+        device_id=section.device_id
+        or stable_device_id(program, section.username, env, persist=persist),
         session=section.session,
         topic_prefix=section.topic_prefix,
         ca_file=section.ca_file,
@@ -391,16 +392,24 @@ def _link(path: Path, section: RelaySection, env: Mapping[str, str]) -> LinkSett
     )
 
 
-def load_host_config(path: Path, env: Mapping[str, str] | None = None) -> HostConfig:
+def load_host_config(
+    path: Path, env: Mapping[str, str] | None = None, *, persist: bool = True
+) -> HostConfig:
+    """``host.toml``; ``persist=False`` (``--check``) writes nothing, not even the device id."""
     env = os.environ if env is None else env
     parsed = _decode(path, HostFile)
-    return HostConfig(path=path, link=_link(path, parsed.relay, env), host=parsed.host)
+    link = _link(path, parsed.relay, env, "host", persist)
+    return HostConfig(path=path, link=link, host=parsed.host)
 
 
-def load_guest_config(path: Path, env: Mapping[str, str] | None = None) -> GuestConfig:
+def load_guest_config(
+    path: Path, env: Mapping[str, str] | None = None, *, persist: bool = True
+) -> GuestConfig:
+    """``guest.toml``; ``persist=False`` (``--check``) writes nothing, not even the device id."""
     env = os.environ if env is None else env
     parsed = _decode(path, GuestFile)
-    return GuestConfig(path=path, link=_link(path, parsed.relay, env), guest=parsed.guest)
+    link = _link(path, parsed.relay, env, "guest", persist)
+    return GuestConfig(path=path, link=link, guest=parsed.guest)
 
 
 def load_relay_config(path: Path, env: Mapping[str, str] | None = None) -> RelayServiceConfig:
@@ -476,11 +485,11 @@ def state_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "coplay"
 
 
-def stable_device_id(env: Mapping[str, str] | None = None) -> str:
-    """A device id kept in the state directory, made on first use.
+def machine_id(env: Mapping[str, str] | None = None, *, persist: bool = True) -> str:
+    """A random id for this machine (this state directory), kept in ``<state dir>/device_id``.
 
-    When the state directory cannot be written, a fresh id is used for this run
-    (the broker then sees a new client id after a restart; nothing else breaks).
+    Made on first use. When the state directory cannot be written, or with
+    ``persist=False``, a fresh id is used for this run and nothing is written.
     """
     path = state_dir(env) / "device_id"
     try:
@@ -490,9 +499,23 @@ def stable_device_id(env: Mapping[str, str] | None = None) -> str:
     except OSError:
         pass
     value = "d" + uuid.uuid4().hex[:16]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(value + "\n", encoding="utf-8")
-    except OSError:
-        pass
+    if persist:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(value + "\n", encoding="utf-8")
+        except OSError:
+            pass
     return value
+
+
+def stable_device_id(
+    program: str, username: str, env: Mapping[str, str] | None = None, *, persist: bool = True
+) -> str:
+    """The default ``device_id``: stable per machine, program and username (DESIGN, identity).
+
+    A host, a guest for alice and a guest for bob on one PC get three different
+    MQTT client ids, so they never take each other's broker session.
+    """
+    machine = machine_id(env, persist=persist)
+    digest = hashlib.sha256(f"{machine}\0{program}\0{username}".encode()).hexdigest()
+    return f"{program}-{digest[:16]}"

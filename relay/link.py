@@ -356,7 +356,8 @@ class Link:
             raise _CredentialsUnavailable(str(exc)) from exc
         if creds.client_id != self._settings.client_id and self._throttle.allow("client_id"):
             self._log.warning("client_id_mismatch", wanted=creds.client_id)
-        client.username_pw_set(creds.username, creds.password.reveal())
+        password = creds.password.reveal() if creds.password is not None else None
+        client.username_pw_set(creds.username, password)
 
     def _fetch(self, refresh: bool) -> Credentials:
         """Credentials from the source, in a helper thread so ``stop`` never waits for it."""

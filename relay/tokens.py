@@ -50,7 +50,7 @@ class Credentials:
 
     client_id: str
     username: str
-    password: Secret
+    password: Secret | None  # None: CONNECT with the username only (a broker without passwords)
     expires_at: float | None = None  # time.monotonic() when the password stops working
 
 
@@ -393,13 +393,21 @@ def _describe(exc: Exception) -> str:
 
 
 class StaticCredentials:
-    """The username and password from the config (``api_url = ""``: a plain Mosquitto)."""
+    """The username and password from the config (``api_url = ""``: a plain Mosquitto).
+
+    With no password at all the link connects with the username only, for a
+    broker that does not authenticate (``allow_anonymous true``); one warning says so.
+    """
 
     def __init__(self, settings: LinkSettings, redactor: Redactor | None = None) -> None:
-        if not settings.password:
-            raise ConfigError('a broker password is needed when api_url = ""')
         self._credentials = Credentials(settings.client_id, settings.username, settings.password)
-        if redactor is not None:
+        if settings.password is None:
+            structlog.get_logger("relay.tokens").warning(
+                "broker_does_not_authenticate",
+                username=settings.username,
+                hint='api_url = "" and no password: connecting with the username only',
+            )
+        elif redactor is not None:
             redactor.add(settings.password)
 
     def get(self) -> Credentials:

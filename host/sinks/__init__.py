@@ -11,13 +11,18 @@ from relay.config import check_sink
 __all__ = ["Meta", "Sink", "make_sink"]
 
 
-def make_sink(spec: str, *, on_rumble: RumbleCallback, rumble_cap_ms: int) -> Sink:
-    """The sink a ``--sink``/``sink`` value names: ``uinput | log | jsonl:PATH | null``."""
+def make_sink(
+    spec: str, *, on_rumble: RumbleCallback, rumble_cap_ms: int, device_id: str = "host"
+) -> Sink:
+    """The sink a ``--sink``/``sink`` value names: ``uinput | log | jsonl:PATH | null``.
+
+    ``device_id`` (the host's) gives each virtual pad a ``phys`` stable across restarts.
+    """
     kind, _, arg = check_sink(spec).partition(":")
     if kind == "uinput":
         from host.sinks.uinput import UInputSink  # noqa: PLC0415
 
-        return UInputSink(on_rumble, rumble_cap_ms)
+        return UInputSink(on_rumble, rumble_cap_ms, device_id)
     if kind == "log":
         from host.sinks.log import LogSink  # noqa: PLC0415
 

@@ -69,7 +69,7 @@ class Pad(Protocol):
     def close(self) -> None: ...
 
 
-PadFactory = Callable[[int], Pad]
+PadFactory = Callable[[int, str], Pad]  # (seat, phys) -> a pad
 
 
 def uinput_fix(devnode: str = DEVNODE) -> str | None:
@@ -93,7 +93,7 @@ def uinput_fix(devnode: str = DEVNODE) -> str | None:
 class EvdevPad:
     """A python-evdev UInput device shaped as xpad's Xbox 360 pad."""
 
-    def __init__(self, seat: int, devnode: str = DEVNODE) -> None:
+    def __init__(self, seat: int, phys: str, devnode: str = DEVNODE) -> None:
         problem = uinput_fix(devnode)
         if problem:
             raise DeviceError(problem)
@@ -121,7 +121,7 @@ class EvdevPad:
                 version=xpad.VERSION,
                 bustype=xpad.BUS_USB,
                 devnode=devnode,
-                phys=f"coplay/seat{seat}",
+                phys=phys,
                 max_effects=xpad.MAX_EFFECTS,
             )
         except (OSError, evdev.UInputError) as exc:
@@ -195,9 +195,11 @@ class UInputSink:
         self,
         on_rumble: RumbleCallback,
         rumble_cap_ms: int,
+        device_id: str = "host",
         pad_factory: PadFactory = EvdevPad,
     ) -> None:
         self._on_rumble = on_rumble
+        self._device_id = device_id  # the host's: each pad's phys derives from it and the seat
         self._cap = rumble_cap_ms
         self._factory = pad_factory
         self._pads: dict[int, Pad] = {}
@@ -210,7 +212,7 @@ class UInputSink:
         self._thread: threading.Thread | None = None
 
     def open(self, seat: int) -> None:
-        pad = self._factory(seat)
+        pad = self._factory(seat, xpad.pad_phys(self._device_id, seat))
         self._pads[seat] = pad
         self._rumble[seat] = xpad.RumbleMapper(self._cap)
         if self._write(seat, xpad.state_events(NEUTRAL)):

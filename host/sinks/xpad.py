@@ -83,6 +83,19 @@ def pad_name(seat: int) -> str:
     return f"coplay P{seat}"
 
 
+PHYS_MAX: Final = 79  # the kernel keeps at most 80 bytes of phys, NUL included
+
+
+def pad_phys(device_id: str, seat: int) -> str:
+    """The pad's ``phys``: the same for this host and seat on every start.
+
+    Steam, SDL and games tell controllers of one model apart by it and keep
+    per-controller settings; a stable one means P2 keeps its bindings across
+    restarts of the host. (uinput has no way to set ``uniq``.)
+    """
+    return f"coplay/{device_id}/seat{seat}"[-PHYS_MAX:]
+
+
 BUTTON_CODES: Final[tuple[tuple[int, int], ...]] = (
     (Button.A, BTN_SOUTH),
     (Button.B, BTN_EAST),

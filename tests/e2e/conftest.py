@@ -1,8 +1,11 @@
 """Fixtures of the fault suite: real relay, Mosquitto, host and guest processes per test.
 
 ``stack`` gives each test a :class:`~tests.support.stack.Stack` whose processes are
-all stopped when the test ends; ``e2e_ledger`` is the session's log directory and
-the list of secrets handed out, which ``test_zz_no_secrets_in_logs`` scans last.
+all stopped when the test ends, and then scans every line they logged for secrets
+and tokens (the test errors on a leak, and on no lines at all: a scan that read
+nothing proves nothing). ``e2e_ledger`` is the session's log directory and the
+list of secrets handed out; at the end of the session every log in it (the demo's
+too) is scanned once more, whatever subset of tests ran and in whatever order.
 Every test in this directory is marked ``e2e``.
 """
 
@@ -23,10 +26,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+def assert_no_leaks(ledger: Ledger, under: Path | None, what: str) -> int:
+    """Scan; fail on a leak or when there was nothing to read. Returns the lines read."""
+    lines, leaks = ledger.scan(under)
+    if not lines:
+        pytest.fail(f"secret scan of {what} read no log lines: the processes logged nowhere")
+    if leaks:
+        shown = "; ".join(str(leak) for leak in leaks[:20])
+        pytest.fail(f"secrets in the logs of {what} ({len(leaks)} of {lines} lines): {shown}")
+    return lines
+
+
 @pytest.fixture(scope="session")
-def e2e_ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
+def e2e_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
     """Where every e2e process logs, and every secret any of them was given."""
-    return Ledger(tmp_path_factory.mktemp("e2e-logs"))
+    ledger = Ledger(tmp_path_factory.mktemp("e2e-logs"))
+    yield ledger
+    if ledger.log_files():
+        assert_no_leaks(ledger, None, "the e2e session")
 
 
 @pytest.fixture
@@ -37,3 +54,5 @@ def stack(e2e_ledger: Ledger, request: pytest.FixtureRequest, prefix: str) -> It
         yield made
     finally:
         made.close()
+    if made.started_any:
+        assert_no_leaks(e2e_ledger, made.dir, request.node.name)

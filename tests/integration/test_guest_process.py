@@ -224,12 +224,28 @@ def test_unplug_sends_neutral_and_replug_resumes(
 def test_welcome_shows_the_seat_and_host_state_the_host(
     host: Host, start_guest: Callable[..., GuestProcess]
 ) -> None:
+    """Welcome alone seats the guest and ends its Hellos; HostState then shows the host."""
     guest = start_guest(rate_hz=5)
     epoch = host.epoch()
+    host.answer(Welcome(epoch, 2))
+    welcomed_ns = time.monotonic_ns()
+    seated = guest.wait_log(status_has(seat=2, state="connected"))
+    assert seated["host"] == "unknown"  # the seat came from the Welcome, no HostState yet
+
+    def pings_after_welcome(frames: list[Any]) -> bool:
+        later = [m for m in host.messages() if m.at_ns > welcomed_ns]
+        return sum(isinstance(codec.decode(m.payload), Ping) for m in later) >= 2
+
+    host.wait(pings_after_welcome)  # two Ping periods: a Hello would have repeated by now
+    late_hellos = [
+        m
+        for m in host.messages()
+        if m.at_ns > welcomed_ns + 300_000_000 and isinstance(codec.decode(m.payload), Hello)
+    ]
+    assert late_hellos == []
     host.client.publish(
         host.topics.host, codec.encode(HostState(True, [(2, "alice")])), qos=1, retain=True
     )
-    host.answer(Welcome(epoch, 2))
     guest.wait_log(status_has(seat=2, host="online", state="connected"))
     host.client.publish(host.topics.host, b"", qos=1, retain=True)  # clear the retained state
 

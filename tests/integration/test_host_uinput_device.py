@@ -51,7 +51,7 @@ def pad() -> Iterator[tuple[UInputSink, list[Rumble], threading.Condition]]:
             got.append(frame)
             cond.notify_all()
 
-    sink = UInputSink(on_rumble, rumble_cap_ms=1000)
+    sink = UInputSink(on_rumble, rumble_cap_ms=1000, device_id="host-devtest")
     sink.open(7)
     yield sink, got, cond
     sink.close()
@@ -74,6 +74,7 @@ def test_pad_is_an_x360_controller_and_states_read_back(pad) -> None:  # type: i
     try:
         info = device.info
         assert (info.vendor, info.product, info.bustype) == (0x045E, 0x028E, xpad.BUS_USB)
+        assert device.phys == xpad.pad_phys("host-devtest", 7)  # stable across restarts
         caps = device.capabilities(absinfo=True)
         absinfo = dict(caps[xpad.EV_ABS])
         assert (absinfo[xpad.ABS_X].fuzz, absinfo[xpad.ABS_X].flat) == (16, 128)

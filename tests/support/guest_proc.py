@@ -39,8 +39,12 @@ def write_guest_config(
     session: str = "s1",
     rate_hz: int = 60,
     max_rate_hz: int = 500,
+    device_id: str | None = None,
     extra: str = "",
 ) -> Path:
+    """A guest.toml for ``broker``; ``device_id=""`` leaves it to the default (the state dir)."""
+    if device_id is None:
+        device_id = f"g{uuid.uuid4().hex[:10]}"
     path.write_text(
         "[relay]\n"
         'api_url = ""\n'
@@ -48,8 +52,8 @@ def write_guest_config(
         f'username = "{user}"\n'
         f'session = "{session}"\n'
         f'topic_prefix = "{prefix}"\n'
-        f'device_id = "g{uuid.uuid4().hex[:10]}"\n'
-        "keepalive_s = 5\n"
+        + (f'device_id = "{device_id}"\n' if device_id else "")
+        + "keepalive_s = 5\n"
         "\n[guest]\n"
         'source = "virtual"\n'
         f"rate_hz = {rate_hz}\n"
@@ -75,7 +79,7 @@ class GuestProcess:
         full_env = {
             **os.environ,
             **HEADLESS,
-            "COPLAY_MQTT_PASSWORD": password,
+            **({"COPLAY_MQTT_PASSWORD": password} if password else {}),
             "COPLAY_VIRTUAL_SCRIPT": "-",
             "XDG_STATE_HOME": str(workdir / "state"),
             "PYTHONPATH": str(ROOT),

@@ -107,6 +107,7 @@ class HostProcess:
     sink: str | None = None  # default: jsonl into workdir
     log_level: str = "info"
     extra_env: dict[str, str] = field(default_factory=dict)
+    device_id: str | None = None  # None: a fresh one per process; "": the default (state dir)
     proc: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -116,7 +117,8 @@ class HostProcess:
         self.log_path = self.workdir / "host.log"
         self.jsonl = JsonlTail(self.jsonl_path)
         self.logs = JsonlTail(self.log_path, strict=False)
-        self.device_id = f"host-{uuid.uuid4().hex[:12]}"
+        if self.device_id is None:
+            self.device_id = f"host-{uuid.uuid4().hex[:12]}"
 
     @property
     def sink_spec(self) -> str:
@@ -128,8 +130,8 @@ class HostProcess:
             'api_url = ""\n'
             f'broker_url = "mqtt://127.0.0.1:{self.broker_port}"\n'
             f'username = "{self.username}"\n'
-            f'device_id = "{self.device_id}"\n'
-            f'session = "{self.session}"\n'
+            + (f'device_id = "{self.device_id}"\n' if self.device_id else "")
+            + f'session = "{self.session}"\n'
             f'topic_prefix = "{self.prefix}"\n'
             "keepalive_s = 5\n"
             "\n[host]\n"
@@ -145,8 +147,9 @@ class HostProcess:
     def start(self) -> HostProcess:
         self.write_config()
         env = dict(os.environ)
+        if self.password:
+            env["COPLAY_MQTT_PASSWORD"] = self.password
         env.update(
-            COPLAY_MQTT_PASSWORD=self.password,
             XDG_STATE_HOME=str(self.workdir / "state"),
             PYTHONUNBUFFERED="1",
         )

@@ -44,6 +44,9 @@ class Mosquitto:
     workdir: Path
     port: int = field(default_factory=free_port)
     passwords: dict[str, str] = field(default_factory=dict)
+    anonymous: bool = (
+        False  # True: no passwords at all (allow_anonymous true), the ACL still applies
+    )
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,9 +69,9 @@ class Mosquitto:
             f"listener {self.port} 127.0.0.1\n"
             # as root Mosquitto would switch to user "mosquitto", who cannot read our files
             f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
-            "allow_anonymous false\n"
-            f"password_file {pwfile}\n"
-            f"acl_file {self.workdir / 'acl'}\n"
+            + ("allow_anonymous true\n" if self.anonymous else "allow_anonymous false\n")
+            + ("" if self.anonymous else f"password_file {pwfile}\n")
+            + f"acl_file {self.workdir / 'acl'}\n"
             "persistence false\n"
             # Nagle on the broker's sockets holds a frame behind an unacked PUBACK/PINGRESP
             # for a delayed-ACK period (~40 ms); coplay deployments turn it off too.

@@ -102,16 +102,18 @@ class Ledger:
         """A log file that lives outside :attr:`root` (a broker's log)."""
         self._extra.append(path)
 
-    def log_files(self) -> list[Path]:
-        found = {p for p in self.root.rglob("*") if p.is_file() and p.suffix in LOG_SUFFIXES}
+    def log_files(self, under: Path | None = None) -> list[Path]:
+        """Log files under ``under`` (default: the whole ledger), and the tracked ones."""
+        top = self.root if under is None else under
+        found = {p for p in top.rglob("*") if p.is_file() and p.suffix in LOG_SUFFIXES}
         found.update(p for p in self._extra if p.is_file())
         return sorted(found)
 
-    def scan(self) -> tuple[int, list[Leak]]:
-        """(lines scanned, leaks) over every log file."""
+    def scan(self, under: Path | None = None) -> tuple[int, list[Leak]]:
+        """(lines scanned, leaks) over the log files under ``under`` (default: all)."""
         total = 0
         leaks: list[Leak] = []
-        for path in self.log_files():
+        for path in self.log_files(under):
             lines = path.read_text(errors="replace").splitlines()
             total += len(lines)
             leaks += find_leaks(path, lines, self.secrets)
@@ -301,6 +303,10 @@ class Stack:
         self.relays: list[RelayService] = []
         self.hosts: list[StackHost] = []
         self.guests: list[StackGuest] = []
+
+    @property
+    def started_any(self) -> bool:
+        return bool(self.relays or self.hosts or self.guests)
 
     # ------------------------------------------------------------ endpoints
 

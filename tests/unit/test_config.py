@@ -225,7 +225,6 @@ BAD: dict[str, tuple[str, str, str]] = {
     "tls-verify-str": ("host", HOST_OK + 'tls_verify = "no"\n', "$.relay.tls_verify"),
     "ca-file-missing": ("host", HOST_OK + 'ca_file = "/nonexistent/ca.pem"\n', "$.relay.ca_file"),
     "no-app-secret": ("host", RELAY_OK, "$.relay.app_client_secret"),
-    "no-password": ("guest", RELAY_OK + 'api_url = ""\n', "$.relay.password"),
     "secret-twice": (
         "host",
         HOST_OK + 'app_client_secret_file = "s.txt"\n',
@@ -316,8 +315,11 @@ def test_config_errors_name_file_and_field_in_one_line(
 
 def test_not_utf8_is_a_config_error(tmp_path: Path, env: dict[str, str]) -> None:
     path = tmp_path / "c.toml"
-    path.write_bytes(HOST_OK.encode() + b'[host]\nsink = "\xff"\n')
-    with pytest.raises(ConfigError, match="not UTF-8"):
+    good = HOST_OK.encode() + b'[host]\nsink = "'
+    path.write_bytes(good + b'\xff"\n')
+    with pytest.raises(
+        ConfigError, match=f"c.toml: not valid TOML: not UTF-8 at byte {len(good)}$"
+    ):
         load_host_config(path, env)
 
 
@@ -448,36 +450,70 @@ def test_state_dir_honours_xdg_and_systemd() -> None:
 
 def test_stable_device_id_persists(tmp_path: Path) -> None:
     env = {"XDG_STATE_HOME": str(tmp_path)}
-    first = stable_device_id(env)
+    first = stable_device_id("host", "streamer", env)
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", first)
-    assert (tmp_path / "coplay" / "device_id").read_text().strip() == first
-    assert stable_device_id(env) == first
+    assert (tmp_path / "coplay" / "device_id").is_file()
+    assert stable_device_id("host", "streamer", env) == first
     other = {"XDG_STATE_HOME": str(tmp_path / "elsewhere")}
-    assert stable_device_id(other) != first  # another machine (state dir), another id
+    assert stable_device_id("host", "streamer", other) != first  # another machine, another id
+
+
+def test_stable_device_id_differs_per_program_and_username(tmp_path: Path) -> None:
+    """A host and guests for two users on one PC get distinct ids (and so distinct cids)."""
+    env = {"XDG_STATE_HOME": str(tmp_path)}
+    ids = {
+        stable_device_id("host", "streamer", env),
+        stable_device_id("guest", "alice", env),
+        stable_device_id("guest", "bob", env),
+        stable_device_id("host", "alice", env),
+    }
+    assert len(ids) == 4
+    assert stable_device_id("guest", "alice", env) in ids  # and each is stable
 
 
 def test_stable_device_id_replaces_a_damaged_file(tmp_path: Path) -> None:
     env = {"XDG_STATE_HOME": str(tmp_path)}
     (tmp_path / "coplay").mkdir()
     (tmp_path / "coplay" / "device_id").write_text("not/valid\n")
-    fresh = stable_device_id(env)
-    assert fresh != "not/valid"
-    assert stable_device_id(env) == fresh
+    fresh = stable_device_id("guest", "alice", env)
+    assert (tmp_path / "coplay" / "device_id").read_text().strip() != "not/valid"
+    assert stable_device_id("guest", "alice", env) == fresh
 
 
 def test_stable_device_id_without_a_writable_state_dir(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     env = {"XDG_STATE_HOME": str(blocker)}  # a file where the directory would go
-    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", stable_device_id(env))
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", stable_device_id("host", "streamer", env))
+
+
+def test_check_writes_nothing(tmp_path: Path, env: dict[str, str]) -> None:
+    """Loading with persist=False (``--check``) creates no state, not even the device id."""
+    state = Path(env["XDG_STATE_HOME"])
+    before = sorted(state.rglob("*")) if state.exists() else []
+    load_host_config(write(tmp_path, HOST_OK), env, persist=False)
+    load_guest_config(write(tmp_path, HOST_OK, "g.toml"), env, persist=False)
+    after = sorted(state.rglob("*")) if state.exists() else []
+    assert after == before
 
 
 def test_config_device_id_is_used_or_generated(tmp_path: Path, env: dict[str, str]) -> None:
     given = load_host_config(write(tmp_path, HOST_OK + 'device_id = "pc-1"\n'), env)
     assert given.link.client_id == "pc-1@coplay"
     generated = load_host_config(write(tmp_path, HOST_OK, "d.toml"), env)
-    kept = Path(env["XDG_STATE_HOME"]) / "coplay" / "device_id"
-    assert generated.link.device_id == kept.read_text().strip()
+    assert (Path(env["XDG_STATE_HOME"]) / "coplay" / "device_id").is_file()
+    assert generated.link.device_id == stable_device_id("host", generated.link.username, env)
+    guest = load_guest_config(write(tmp_path, HOST_OK, "g.toml"), env)
+    assert guest.link.client_id != generated.link.client_id  # same user, other program
+
+
+def test_no_password_and_no_token_api_means_username_only(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """api_url = "" with no password anywhere: a broker without passwords (allow_anonymous)."""
+    config = load_guest_config(write(tmp_path, RELAY_OK + 'api_url = ""\n'), env)
+    assert config.link.password is None
+    assert config.link.api_url == ""
 
 
 # ---------------------------------------------------------------- the example files

@@ -136,14 +136,18 @@ def test_events_pack_as_input_event_records_with_syn() -> None:
 # ------------------------------------------------------------------ rumble
 
 
-def test_rumble_upload_then_play_is_forwarded_with_capped_duration() -> None:
-    r = xpad.RumbleMapper(cap_ms=2000)
+@pytest.mark.parametrize("cap_ms", [1234, 2000, 7000])
+def test_rumble_upload_then_play_is_forwarded_with_capped_duration(cap_ms: int) -> None:
+    """The configured cap (not a built-in one) bounds every effect, forever-effects included."""
+    r = xpad.RumbleMapper(cap_ms=cap_ms)
     assert r.upload(0, ecodes.FF_RUMBLE, strong=0xC000, weak=0x4000, length_ms=500) is None
     assert r.play(0, 1) == Rumble(0xC000, 0x4000, 500)  # strong = low-frequency motor
     assert r.upload(1, ecodes.FF_RUMBLE, 0xFFFF, 0xFFFF, length_ms=0) is None
-    assert r.play(1, 1) == Rumble(0xFFFF, 0xFFFF, 2000)  # 0 = forever: capped
+    assert r.play(1, 1) == Rumble(0xFFFF, 0xFFFF, cap_ms)  # 0 = forever: capped
     assert r.upload(2, ecodes.FF_RUMBLE, 10, 20, length_ms=60000) is None
-    assert r.play(2, 1) == Rumble(10, 20, 2000)
+    assert r.play(2, 1) == Rumble(10, 20, cap_ms)
+    assert r.upload(3, ecodes.FF_RUMBLE, 10, 20, length_ms=cap_ms - 1) is None
+    assert r.play(3, 1) == Rumble(10, 20, cap_ms - 1)  # under the cap: as the game asked
 
 
 def test_rumble_stop_and_erase() -> None:
@@ -218,7 +222,7 @@ def test_uinput_sink_writes_diffs_and_forwards_game_rumble() -> None:
             got.append((seat, frame))
             cond.notify_all()
 
-    def factory(seat: int) -> FakePad:
+    def factory(seat: int, phys: str) -> FakePad:
         pads[seat] = FakePad(seat)
         return pads[seat]
 
@@ -257,7 +261,7 @@ def test_a_failed_write_is_resent_with_the_next_state() -> None:
     """A write the kernel refused is not taken as applied: the next diff still releases A."""
     pads: dict[int, FakePad] = {}
 
-    def factory(seat: int) -> FakePad:
+    def factory(seat: int, phys: str) -> FakePad:
         pads[seat] = FakePad(seat)
         return pads[seat]
 
@@ -297,3 +301,29 @@ def test_missing_uinput_names_the_fix(tmp_path) -> None:  # type: ignore[no-unty
     assert text is not None
     assert "60-coplay-uinput.rules" in text
     assert "coplay group" in text
+
+
+def test_each_pad_has_a_phys_stable_per_host_and_seat() -> None:
+    """Steam and games keep per-controller settings by phys: the same across host restarts."""
+    seen: list[tuple[str, int, str]] = []
+
+    def opened(device_id: str) -> None:
+        def factory(seat: int, phys: str) -> FakePad:
+            seen.append((device_id, seat, phys))
+            return FakePad(seat)
+
+        sink = UInputSink(lambda seat, frame: None, 1000, device_id, pad_factory=factory)
+        sink.open(2)
+        sink.open(3)
+        sink.close()
+
+    opened("host-1a2b")
+    opened("host-1a2b")  # the same host, restarted
+    opened("host-9f9f")  # another stream PC
+    phys = [p for _, _, p in seen]
+    assert phys[:2] == phys[2:4]  # stable across restarts
+    assert len(set(phys[:2])) == 2  # one per seat
+    assert not set(phys[4:]) & set(phys[:2])  # another host, other names
+    assert all(len(p.encode()) <= xpad.PHYS_MAX for p in phys)
+    long_id = "h" * 64
+    assert xpad.pad_phys(long_id, 2) != xpad.pad_phys(long_id, 3)  # the seat survives the cut

@@ -1,11 +1,13 @@
-"""Last in the e2e suite: no secret and no token in any line any process logged during it.
+"""The secret scan of the e2e suite: no secret and no token in any line a process logged.
 
 Every process of the suite (relays, hosts, guests, Mosquitto) logs under the
 session's :class:`~tests.support.stack.Ledger`, which also holds every secret
 handed out (app client secrets, JWT secrets, broker passwords, the wrong
 secrets of the refusal tests). Tokens are found by shape: a JWT's header and
-claims are base64url JSON, so they start with ``eyJ``. The file name sorts last,
-so pytest runs this after the other e2e tests.
+claims are base64url JSON, so they start with ``eyJ``. The ``stack`` fixture
+scans each test's logs when it ends and the ledger scans the whole session at
+its end (tests/e2e/conftest.py), so no test order matters; this file proves the
+scanner finds what it must.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import jwt
+import pytest
 
+from tests.e2e.conftest import assert_no_leaks
 from tests.support.stack import Ledger
 
 
@@ -45,9 +49,18 @@ def test_the_scanner_finds_a_planted_secret_and_a_planted_token(tmp_path: Path) 
     assert secret not in str(leaks[0]) and token not in str(leaks[1])
 
 
-def test_no_secret_or_token_in_any_e2e_log(e2e_ledger: Ledger) -> None:
-    """Every log line of every e2e process so far is free of secrets and tokens."""
-    lines, leaks = e2e_ledger.scan()
-    assert not leaks, f"secrets in logs ({len(leaks)} of {lines} lines): " + "; ".join(
-        str(leak) for leak in leaks[:20]
-    )
+def test_the_stack_fixture_fails_a_test_whose_processes_leaked_or_logged_nothing(
+    tmp_path: Path,
+) -> None:
+    """The per-test check errors on a leak and on an empty scan (it must have read something)."""
+    ledger = Ledger(tmp_path / "logs")
+    ledger.root.mkdir()
+    area = ledger.area("t")
+    with pytest.raises(pytest.fail.Exception, match="read no log lines"):
+        assert_no_leaks(ledger, area, "t")
+    ledger.secret("planted", "p" * 24)
+    (area / "guest.log").write_text('{"event": "guest_status"}\n')
+    assert assert_no_leaks(ledger, area, "t") == 1
+    (area / "guest.log").write_text('{"event": "x", "s": "' + "p" * 24 + '"}\n')
+    with pytest.raises(pytest.fail.Exception, match=r"secrets in the logs of t \(1 of 1 lines\)"):
+        assert_no_leaks(ledger, area, "t")
