@@ -291,6 +291,13 @@ class Link:
     def connected(self) -> bool:
         return self._online
 
+    def wait_ended(self, timeout: float) -> bool:
+        """True once the network loop has ended (after :meth:`stop`, or after giving up)."""
+        thread = self._client._thread  # paho's loop_start thread; None once the loop ended
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        return self._client._thread is None or not self._client._thread.is_alive()
+
     def socket(self) -> socket.socket | None:
         """The TCP socket of the current connection (for diagnostics and tests), if any."""
         return tcp_socket(self._client.socket())

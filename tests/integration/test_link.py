@@ -49,10 +49,6 @@ def make_link() -> Iterator[Callable[..., Link]]:
         link.stop(timeout=1.0)
 
 
-def _paho_thread_alive(link: Link) -> bool:
-    return link._client._thread is not None  # the test checks that paho's loop ended
-
-
 def test_connect_publish_subscribe(
     mosquitto: Mosquitto, make_link: Callable[..., Link], prefix: str
 ) -> None:
@@ -175,10 +171,7 @@ def test_password_refused_for_good_ends_refused(
     assert link.failure.exit_code == 77
     assert "wrong-password" not in str(link.failure)
     assert creds.refreshes == 2
-    thread = link._client._thread
-    if thread is not None:
-        thread.join(WAIT)
-    assert not _paho_thread_alive(link)
+    assert link.wait_ended(WAIT)  # the network loop ended: no endless reconnecting
     assert creds.refreshes == 2
 
 
@@ -281,7 +274,7 @@ def test_stop_delivers_final_messages_without_last_will(
     marker.publish(f"{prefix}/friday/in/alice", b"marker", qos=1)
     got = watcher.inbox.wait_for(lambda m: any(x.payload == b"marker" for x in m), WAIT)
     assert [m.payload for m in got] == [b"final", b"marker"]
-    assert not _paho_thread_alive(link)
+    assert link.wait_ended(0.0)
     assert not link.publish(f"{prefix}/friday/in/alice", b"late")
 
 
@@ -294,7 +287,7 @@ def test_stop_without_connection_is_prompt(make_link: Callable[..., Link], tmp_p
     assert link.status.state is LinkState.STARTING
     link.stop(timeout=1.0)
     assert link.status.state is LinkState.STOPPED
-    assert not _paho_thread_alive(link)
+    assert link.wait_ended(0.0)
 
 
 @pytest.fixture
