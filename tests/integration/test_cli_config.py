@@ -287,11 +287,11 @@ def test_secret_sources_work(name: str, results: dict[str, Result]) -> None:
     _no_secret(result)
 
 
-def test_device_id_is_kept_in_the_test_state_directory(results: dict[str, Result]) -> None:
-    """A host config without device_id gets a stable id written under XDG_STATE_HOME."""
+def test_check_writes_no_state(results: dict[str, Result]) -> None:
+    """``--check`` on a config without device_id validates it and writes nothing to disk."""
     result = results["host-secret-inline"]
-    device_id = (result.root / "state" / "coplay" / "device_id").read_text().strip()
-    assert device_id
+    assert result.returncode == 0, result.output
+    assert not (result.root / "state").exists()
     assert not (result.root / "home" / ".local").exists()
 
 
