@@ -116,6 +116,7 @@ def test_relay_killed_and_restarted_keeps_grants_and_revocations(stack: Stack) -
     alice = stack.join(alice_link, "alice")
     alice.wait_seated()
     bob = stack.join(bob_link, "bob")
+    bob.status(state="connected")  # redeemed and on the broker before the revoke
     assert stack.host_cli(host, "revoke", "bob").returncode == 0
     assert bob.wait_exit(30) == 77
 

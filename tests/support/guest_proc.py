@@ -93,8 +93,8 @@ class GuestProcess:
             "PYTHONPATH": str(ROOT),
             **(env or {}),
         }
-        if not password:
-            full_env.pop("COPLAY_MQTT_PASSWORD")
+        if not password:  # a guest with no broker password (a join link, a LAN broker)
+            full_env.pop("COPLAY_MQTT_PASSWORD", None)
         self.env = full_env
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
