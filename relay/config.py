@@ -148,6 +148,8 @@ class HostSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sink: str = "uinput"
     status_interval_s: Annotated[float, Meta(ge=0)] = 10.0
     rumble_cap_ms: Annotated[int, Meta(ge=1, le=10_000)] = 2000
+    # every sink write failing this long: exit 1 so systemd restarts the host
+    sink_fail_s: Annotated[float, Meta(ge=1, le=600)] = 10.0
 
     def __post_init__(self) -> None:
         if len(set(self.seats)) != len(self.seats):
