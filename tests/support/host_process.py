@@ -107,6 +107,7 @@ class HostProcess:
     sink: str | None = None  # default: jsonl into workdir
     log_level: str = "info"
     extra_env: dict[str, str] = field(default_factory=dict)
+    host_extra: str = ""  # more [host] lines, e.g. "sink_fail_s = 2\n"
     proc: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -139,6 +140,7 @@ class HostProcess:
             f"idle_s = {self.idle_s}\n"
             f"status_interval_s = {self.status_interval_s}\n"
             'sink = "null"\n'  # the command line's --sink wins
+            + self.host_extra
         )
         return self.config_path
 
