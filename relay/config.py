@@ -243,6 +243,14 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tls_cert: str = ""
     tls_key: str = ""
     rate_limit_per_min: Annotated[int, Meta(ge=1)] = 120
+    # the embedded broker's bounds per client (relay/service/limits.py)
+    max_packet_bytes: Annotated[int, Meta(ge=512, le=268_435_455)] = 4096
+    connect_timeout_s: Annotated[float, Meta(gt=0, le=300)] = 10.0
+    max_connections: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
+    max_subscriptions: Annotated[int, Meta(ge=2, le=100_000)] = 16
+    max_pending_out: Annotated[int, Meta(ge=8, le=1_000_000)] = 256
+    max_publish_per_s: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
+    status_interval_s: Annotated[float, Meta(ge=0)] = 60.0  # broker_status log; 0 = never
 
     def __post_init__(self) -> None:
         listeners = {"api_listen": self.api_listen, "mqtt_listen": self.mqtt_listen}

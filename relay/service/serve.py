@@ -28,6 +28,7 @@ from relay.secrets import Secret
 from relay.service.api import TokenService, create_app
 from relay.service.broker import create_broker
 from relay.service.claims import TokenIssuer
+from relay.service.limits import ensure_open_files, report_status
 from relay.service.ratelimit import RateLimiter
 
 
@@ -96,6 +97,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    ensure_open_files(server.max_connections, log)
     api_sock = _bind(server.api_listen, "api_listen", config)
     broker = create_broker(server, issuer, log)
     try:
@@ -123,6 +125,9 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
     )
     api = _Uvicorn(uv_config)
     api_task = asyncio.create_task(api.serve(sockets=[api_sock]))
+    status_task = asyncio.create_task(
+        report_status(broker.coplay_stats, server.status_interval_s, log)
+    )
     ready_task = asyncio.create_task(api.ready.wait())
     stop_task = asyncio.create_task(stop.wait())
     try:
@@ -140,7 +145,8 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
             )
             await asyncio.wait({api_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        log.info("relay_stopping")
+        log.info("relay_stopping", **broker.coplay_stats.snapshot())
+        status_task.cancel()
         api.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(api_task, timeout=5)

@@ -139,8 +139,7 @@ class HostProcess:
             f"stale_ms = {self.stale_ms}\n"
             f"idle_s = {self.idle_s}\n"
             f"status_interval_s = {self.status_interval_s}\n"
-            'sink = "null"\n'  # the command line's --sink wins
-            + self.host_extra
+            'sink = "null"\n' + self.host_extra  # the command line's --sink wins
         )
         return self.config_path
 

@@ -67,6 +67,7 @@ class RelayService:
     log_level: str = "info"
     tls_cert: str = ""  # PEM paths; both set = TLS on the API and both broker listeners
     tls_key: str = ""
+    server_extra: str = ""  # more [server] lines, e.g. "max_subscriptions = 4\n"
     proc: subprocess.Popen[bytes] | None = None
 
     # ------------------------------------------------------------ addresses
@@ -110,8 +111,7 @@ class RelayService:
             f'topic_prefix = "{self.topic_prefix}"\n'
             f"rate_limit_per_min = {self.rate_limit_per_min}\n"
             f'tls_cert = "{self.tls_cert}"\n'
-            f'tls_key = "{self.tls_key}"\n'
-            "\n[[apps]]\n"
+            f'tls_key = "{self.tls_key}"\n' + self.server_extra + "\n[[apps]]\n"
             f'app_id = "{self.app_id}"\n'
             f'client_id = "{self.client_id}"\n'
             f'client_secret = "{self.client_secret}"\n'
