@@ -10,6 +10,7 @@ the CLIs exit 78 on it. Secrets are resolved after decoding (see
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
@@ -242,7 +243,8 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     topic_prefix: PrefixStr = "coplay"
     tls_cert: str = ""
     tls_key: str = ""
-    rate_limit_per_min: Annotated[int, Meta(ge=1)] = 120
+    rate_limit_per_min: Annotated[int, Meta(ge=1)] = 120  # failed requests per address
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)  # may set X-Forwarded-For
     # the embedded broker's bounds per client (relay/service/limits.py)
     max_packet_bytes: Annotated[int, Meta(ge=512, le=268_435_455)] = 4096
     connect_timeout_s: Annotated[float, Meta(gt=0, le=300)] = 10.0
@@ -261,6 +263,13 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 parse_listen(value)
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
+        for i, entry in enumerate(self.trusted_proxies):
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies[{i}]: {entry!r} is not an IP address or network"
+                ) from None
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError(
                 f"{'tls_key' if self.tls_cert else 'tls_cert'}: tls_cert and tls_key go together"

@@ -29,7 +29,7 @@ from relay.service.api import TokenService, create_app
 from relay.service.broker import create_broker
 from relay.service.claims import TokenIssuer
 from relay.service.limits import ensure_open_files, report_status
-from relay.service.ratelimit import RateLimiter
+from relay.service.ratelimit import RateLimiter, proxy_networks
 
 
 class _Uvicorn(uvicorn.Server):
@@ -112,13 +112,15 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         ) from None
 
     service = TokenService(config.apps, issuer, server.max_token_s, log)
-    app = create_app(service, RateLimiter(server.rate_limit_per_min), log)
+    limiter = RateLimiter(server.rate_limit_per_min)
+    app = create_app(service, limiter, log, proxy_networks(server.trusted_proxies))
     uv_config = uvicorn.Config(
         app,
         log_config=None,
         access_log=False,
         lifespan="off",
         server_header=False,
+        proxy_headers=False,  # X-Forwarded-For only from trusted_proxies (relay.service.ratelimit)
         ssl_certfile=server.tls_cert or None,
         ssl_keyfile=server.tls_key or None,
         timeout_graceful_shutdown=3,
