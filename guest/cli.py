@@ -40,7 +40,8 @@ from relay.config import GuestConfig, load_guest_config
 from relay.entry import base_parser, config_path, json_logs, run
 from relay.link import Link
 from relay.logs import Redactor, configure_logging
-from relay.tokens import credential_source
+from relay.permissions import permission_warnings
+from relay.tokens import credential_source, retry_text
 from relay.topics import Topics
 
 PROG = "coplay-guest"
@@ -90,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return devices(args.virtual, sys.stdout)
         config = load_guest_config(config_path(args, "guest.toml"))
         if args.check:
+            for warning in permission_warnings(config.path):
+                print(warning, file=sys.stderr)
             print(f"{config.path}: ok")
             return 0
         return run_guest(config, args)
@@ -193,6 +196,8 @@ class Wiring:
         def publish(topic: str, payload: bytes, qos: int) -> bool:
             return link is not None and link.publish(topic, payload, qos)
 
+        credentials = credential_source(config.link, self.redactor)
+        self._closers.append(credentials.close)
         session = Session(
             topics,
             config.link.username,
@@ -200,6 +205,7 @@ class Wiring:
             publish,
             name=guest.name or config.link.username,
             controller=lambda: source.controller_name,
+            waiting=lambda: retry_text(credentials),
         )
         sender = Sender(
             lambda payload: publish(session.in_topic, payload, 0),
@@ -207,8 +213,6 @@ class Wiring:
             rate_hz=guest.rate_hz,
             max_rate_hz=guest.max_rate_hz,
         )
-        credentials = credential_source(config.link, self.redactor)
-        self._closers.append(credentials.close)
         link = Link(
             config.link,
             credentials,

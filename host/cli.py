@@ -24,6 +24,7 @@ from relay.entry import base_parser, config_path, json_logs, run
 from relay.errors import ConfigError
 from relay.link import Link, LinkStatus, Message, MessageHandler
 from relay.logs import Redactor, configure_logging
+from relay.permissions import permission_warnings
 from relay.tokens import credential_source
 from relay.topics import Topics
 
@@ -102,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as exc:
                 raise ConfigError(f"--sink: {exc}") from None
         if args.check:
+            for warning in permission_warnings(config.path):
+                print(warning, file=sys.stderr)
             print(f"{config.path}: ok")
             return 0
         redactor = Redactor(config.link.secrets)

@@ -24,6 +24,7 @@ from relay.config import RelayServiceConfig, load_relay_config
 from relay.entry import add_common, base_parser, config_path, json_logs, run
 from relay.errors import ConfigError
 from relay.logs import Redactor, configure_logging
+from relay.permissions import permission_warnings
 
 PROG = "coplay-relay"
 CONFIG_NAME = "relay.toml"
@@ -59,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def go() -> int:
         config = load_relay_config(config_path(args, CONFIG_NAME))
         if args.check:
+            for warning in permission_warnings(config.path):
+                print(warning, file=sys.stderr)
             print(f"{config.path}: ok")
             return 0
         command = args.command or "serve"
