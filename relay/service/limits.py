@@ -11,7 +11,8 @@ Every bound is a ``[server]`` key of relay.toml (defaults in :class:`relay.confi
 ``max_connections``        sockets over this are closed at once (LimitNOFILE in the
                            unit is sized above it)
 ``max_subscriptions``      topic filters one client may hold; more are refused (SUBACK
-                           0x80), so delivery never walks an attacker's 50k filters
+                           0x80), so delivery never walks an attacker's 50k filters;
+                           more refusals than that drop the client
 ``max_pending_out``        deliveries queued or unacknowledged for one client (a QoS 1
                            subscriber that never sends PUBACK, a reader that stopped
                            reading); at the bound the client is dropped, not the
@@ -102,6 +103,7 @@ COUNTERS: Final = (
     "closed_before_connect",  # the socket closed or sent garbage before CONNECT
     "oversized_packets",  # over max_packet_bytes (client dropped)
     "subscriptions_refused",  # over max_subscriptions
+    "subscription_flood_dropped",  # clients dropped after more refusals than the cap
     "pending_out_dropped",  # clients dropped at max_pending_out
     "offline_queue_dropped",  # messages not queued for an offline session at the bound
     "publish_rate_dropped",  # clients dropped over max_publish_per_s
@@ -309,9 +311,17 @@ class HandlerLimits:
         inflight = getattr(session, "inflight_out", None)
         if inflight is not None:
             inflight.clear()  # what it never acknowledged is not kept for it
+        if session is not None:
+            session.coplay_dropped = True
         task = getattr(self, "_reader_task", None)
         if task is not None and not task.done():
             task.cancel()
+        # close the socket now: what amqtt still has queued for this client (SUBACKs for a
+        # flood of SUBSCRIBEs, say) must not keep it open, nor wait for it to read
+        stream = getattr(getattr(self, "writer", None), "_writer", None)
+        transport = getattr(stream, "transport", None)
+        if transport is not None:
+            transport.abort()
 
 
 class BrokerLimitsMixin:
@@ -367,6 +377,8 @@ class BrokerLimitsMixin:
             self.coplay_stats.live -= 1
 
     async def add_subscription(self, subscription: tuple[str, int], session: Any) -> int:
+        if getattr(session, "coplay_dropped", False):
+            return 0x80  # the rest of a dropped client's queue: refused, not counted
         wanted = subscription[0]
         cid = session.client_id
         held = sum(
@@ -376,6 +388,13 @@ class BrokerLimitsMixin:
         )
         if held >= self.coplay_limits.max_subscriptions:
             self.coplay_stats.count("subscriptions_refused")
+            refused = getattr(session, "coplay_refused_subscriptions", 0) + 1
+            session.coplay_refused_subscriptions = refused
+            if refused == self.coplay_limits.max_subscriptions + 1:  # none of ours does this
+                self.coplay_stats.count("subscription_flood_dropped")
+                handler = self._sessions.get(cid, (None, None))[1]  # type: ignore[attr-defined]
+                if isinstance(handler, HandlerLimits):
+                    handler.coplay_drop("subscription_flood_dropped")
             return 0x80
         return await super().add_subscription(subscription, session)  # type: ignore[misc, no-any-return]
 
