@@ -53,7 +53,8 @@ from relay.errors import CoplayError, UsageError
 from relay.invites import parse_link
 from relay.link import Link
 from relay.logs import Redactor, configure_logging
-from relay.tokens import credential_source
+from relay.permissions import permission_warnings
+from relay.tokens import credential_source, retry_text
 from relay.topics import Topics
 
 PROG = "coplay-guest"
@@ -119,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_joined(invite.link.reveal(), invite.relay, invite.guest, args)
         config = load_guest_config(path, persist=not args.check)
         if args.check:
+            for warning in permission_warnings(config.path):
+                print(warning, file=sys.stderr)
             print(f"{config.path}: ok")
             return 0
         return run_guest(config, args)
@@ -242,6 +245,8 @@ class Wiring:
         def publish(topic: str, payload: bytes, qos: int) -> bool:
             return link is not None and link.publish(topic, payload, qos)
 
+        credentials = credential_source(config.link, self.redactor)
+        self._closers.append(credentials.close)
         session = Session(
             topics,
             config.link.username,
@@ -249,6 +254,7 @@ class Wiring:
             publish,
             name=guest.name or config.link.username,
             controller=lambda: source.controller_name,
+            waiting=lambda: retry_text(credentials),
         )
         sender = Sender(
             lambda payload: publish(session.in_topic, payload, 0),
@@ -256,8 +262,6 @@ class Wiring:
             rate_hz=guest.rate_hz,
             max_rate_hz=guest.max_rate_hz,
         )
-        credentials = credential_source(config.link, self.redactor)
-        self._closers.append(credentials.close)
         link = Link(
             config.link,
             credentials,

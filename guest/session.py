@@ -53,6 +53,7 @@ from relay.topics import Topics
 
 FINAL_REJECTS = frozenset({RejectCode.NOT_ALLOWED, RejectCode.PROTOCOL, RejectCode.REPLACED})
 MAX_RTT_US = 30_000_000  # anything longer is not an answer to a ping we still remember
+WAITING_FOR_HOST = "waiting for the host to come online"  # connected, no HostState online
 
 
 class RttStats:
@@ -116,8 +117,10 @@ class Session:
         stamp: Callable[[], int] = now_us32,
         hello_interval: float = 1.0,
         ping_interval: float = 1.0,
+        waiting: Callable[[], str] = lambda: "",
     ) -> None:
         self.user = user
+        self._waiting = waiting  # why the link is not up yet, e.g. "token API unreachable (...)"
         self.epoch = epoch
         self.in_topic = topics.input(user)
         self.out_topic = topics.output(user)
@@ -312,8 +315,15 @@ class Session:
             else:
                 state = link.state.value
             note = self._note
-            if not note and link.state is not LinkState.CONNECTED and link.reason:
-                note = link.reason
+            if not note and link.state is not LinkState.CONNECTED:
+                note = self._waiting() or link.reason
+            if (
+                not note
+                and link.state is LinkState.CONNECTED
+                and self._seat is None
+                and self._host_online is not True
+            ):
+                note = WAITING_FOR_HOST
             return SessionView(
                 state=state,
                 seat=self._seat,

@@ -34,6 +34,7 @@ from relay.errors import ConfigError, UsageError
 from relay.invites import MAX_INVITE_USES, parse_duration
 from relay.link import Link, LinkStatus, Message, MessageHandler
 from relay.logs import Redactor, configure_logging
+from relay.permissions import permission_warnings
 from relay.tokens import credential_source
 from relay.topics import Topics, is_valid_name
 
@@ -130,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as exc:
                 raise ConfigError(f"--sink: {exc}") from None
         if args.check:
+            for warning in permission_warnings(config.path):
+                print(warning, file=sys.stderr)
             print(f"{config.path}: ok")
             return 0
         redactor = Redactor(config.link.secrets)

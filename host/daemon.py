@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from host.intake import Intake
 from host.notify import Notifier
 from host.queue import PadWriter
 from host.seats import Action, DropReason, Reply, SeatChange, SeatTable, merge_counts
@@ -100,6 +101,7 @@ class HostDaemon:
             idle_s=settings.idle_s,
         )
         self.writer = PadWriter(self.table, sink, clock, on_actions=self._carry_out)
+        self.intake = Intake()  # per-user frame budget, Reject limits (network thread)
         self._drops: Counter[str] = Counter()  # before the seat table (network thread only)
         self._throttle = Throttle(10.0)
         self._state_lock = threading.Lock()  # HostState publishes go out in order
@@ -123,11 +125,14 @@ class HostDaemon:
         if user is None:
             self._drop(DropReason.BAD_TOPIC, topic)
             return
+        now = self._clock.monotonic()
+        if not self.intake.admit(user, len(payload), now):
+            return  # counted there: one user's flood is dropped before decoding
         frame = self._codec.decode(payload)
         if isinstance(frame, Drop):
             self._drop(frame.value, topic)
             return
-        rest = self.writer.submit(user, frame, self._clock.monotonic())
+        rest = self.writer.submit(user, frame, now)
         if rest:
             self._carry_out(rest)
 
@@ -141,14 +146,10 @@ class HostDaemon:
         seats_changed = False
         for action in actions:
             if isinstance(action, Reply):
-                self._send(action.user, action.frame, action.qos)
                 if isinstance(action.frame, Reject):
-                    self._log.info(
-                        "guest_rejected",
-                        user=action.user,
-                        code=action.frame.code,
-                        why=action.frame.reason,
-                    )
+                    self._reject(action.user, action.frame, action.qos)
+                else:
+                    self._send(action.user, action.frame, action.qos)
             elif isinstance(action, SeatChange):
                 seats_changed = True
                 self._log.info(
@@ -160,6 +161,16 @@ class HostDaemon:
                 )
         if seats_changed:
             self._publish_state()
+
+    def _reject(self, user: str, frame: Reject, qos: int) -> None:
+        """A Reject and its log line, within the per-user and global limits (rule 2)."""
+        payload = self._codec.encode(frame)
+        if not self.intake.may_reject(user, len(payload), self._clock.monotonic()):
+            return
+        link = self._link
+        if link is not None:
+            link.publish(self._topics.output(user), payload, qos)
+        self._log.info("guest_rejected", user=user, code=frame.code, why=frame.reason)
 
     def _send(self, user: str, frame: Any, qos: int) -> None:
         link = self._link
@@ -264,6 +275,12 @@ class HostDaemon:
                 return failure
             if not self.writer.alive:
                 return CoplayError(f"the pad writer stopped: {self.writer.failed!r}")
+            failing = self.writer.failing_since
+            if failing is not None and now - failing >= self._settings.sink_fail_s:
+                return CoplayError(
+                    f"every pad write failed for {self._settings.sink_fail_s:g} s "
+                    f"({self.writer.sink_error}); exiting so the service restarts"
+                )
             waits = [1.0]
             if watchdog_s is not None:
                 waits.append(next_watchdog - now)
@@ -274,13 +291,23 @@ class HostDaemon:
 
     def _healthy(self, link: LinkLike, now: float, watchdog_s: float) -> bool:
         writer_ok = self.writer.alive and now - self.writer.beat < max(2 * watchdog_s, 2.0)
-        return writer_ok and link.status.state not in _FINAL
+        sink_ok = self.writer.failing_since is None
+        return writer_ok and sink_ok and link.status.state not in _FINAL
+
+    def _sink_text(self) -> str:
+        """ "" while pad writes succeed, else what failed (for the status line)."""
+        if self.writer.failing_since is None:
+            return ""
+        return f"sink failing ({self.writer.sink_error})"
 
     def drops(self) -> dict[str, int]:
         with self.writer.cond:
             table = list(self.table.drops.items())
             queue = self.writer.queue
             extra = [("queue_overflow", queue.overflow)] if queue.overflow else []
+        over = self.intake.over_budget
+        if over:
+            extra.append(("over_budget", over))
         return merge_counts(list(self._drops.items()), table, extra)
 
     def _status(self, elapsed: float) -> None:
@@ -299,7 +326,7 @@ class HostDaemon:
         drops = self.drops()
         self._log.info(
             "host_status",
-            status=status_text(lines, self._link_text, drops),
+            status=status_text(lines, self._link_text, drops, self._sink_text()),
             seats=[
                 {"seat": x.seat, "user": x.user or None, "fps": x.fps, "lat_p50_ms": x.lat_p50_ms}
                 for x in lines
@@ -307,6 +334,8 @@ class HostDaemon:
             link=self._link_text,
             drops=drops,
             coalesced=coalesced,
+            sink_errors=self.writer.sink_errors,
+            intake=self.intake.counts(),
         )
 
     def _notify_status(self) -> None:
@@ -314,6 +343,9 @@ class HostDaemon:
             occupancy = self.table.occupancy()
         seats = ", ".join(f"P{seat} {user or 'free'}" for seat, user in occupancy)
         text = f"STATUS={seats}; link {self._link_text}"
+        sink = self._sink_text()
+        if sink:
+            text += f"; {sink}"
         if text != self._last_status:
             self._last_status = text
             self._notifier.notify(text)

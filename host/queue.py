@@ -14,6 +14,12 @@ the oldest item is dropped and counted as ``queue_overflow``.
 nothing blocks on a device there). The writer applies queued states to the sink
 and runs the seat table's stale/idle timers: it waits on the condition with a
 timeout until the next deadline, so the timers fire even when no frame arrives.
+
+A sink write that raises OSError (a full disk, a vanished device) is counted,
+not fatal: :attr:`PadWriter.failing_since` holds when the current run of failed
+writes began (None after a write went through) and :attr:`PadWriter.sink_error`
+the last error, so the daemon can say so in its status, stop feeding the
+watchdog and, if it lasts, exit for systemd to restart it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from host.seats import Action, Apply, Neutral, SeatTable
 from host.sinks.base import Meta, Sink
 from relay.clock import Clock, elapsed_us, us32
 from relay.frames import Frame
+from relay.logs import Throttle
 
 DEFAULT_CAPACITY: Final = 4096
 HEARTBEAT_S: Final = 0.5  # the writer wakes at least this often (watchdog, stop)
@@ -113,11 +120,15 @@ class PadWriter:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._log = structlog.get_logger("host.queue")
+        self._throttle = Throttle(10.0)
         self.beat = clock.monotonic()  # last time the loop ran (watchdog)
         # per seat, states applied and their latencies since take_stats (swapped, not locked)
         self._applied: Counter[int] = Counter()
         self._latencies: dict[int, deque[int]] = self._new_latencies()
         self.failed: BaseException | None = None
+        self.sink_errors = 0  # writes that raised OSError
+        self.sink_error = ""  # the last one, as text
+        self.failing_since: float | None = None  # monotonic s; None while writes succeed
 
     # ------------------------------------------------------------------ producer side
 
@@ -216,24 +227,37 @@ class PadWriter:
         clock = self._clock
         for item in items:
             now_ns = clock.monotonic_ns()
-            if type(item) is Apply:
-                frame = item.frame
-                lat = elapsed_us(us32(now_ns), frame.t)
-                sink.apply(
-                    item.seat,
-                    frame.state,
-                    Meta(item.user, frame.epoch, frame.seq, frame.t, now_ns, lat),
-                )
-                self._applied[item.seat] += 1
-                if lat is not None:
-                    self._latencies[item.seat].append(lat)
+            try:
+                if type(item) is Apply:
+                    frame = item.frame
+                    lat = elapsed_us(us32(now_ns), frame.t)
+                    sink.apply(
+                        item.seat,
+                        frame.state,
+                        Meta(item.user, frame.epoch, frame.seq, frame.t, now_ns, lat),
+                    )
+                    self._applied[item.seat] += 1
+                    if lat is not None:
+                        self._latencies[item.seat].append(lat)
+                else:
+                    neutral: Neutral = item  # type: ignore[assignment]
+                    sink.neutral(
+                        neutral.seat,
+                        neutral.reason,
+                        Meta(neutral.user, neutral.epoch, None, None, now_ns, None),
+                    )
+            except OSError as exc:
+                self._sink_failed(exc, now_ns)
             else:
-                neutral: Neutral = item  # type: ignore[assignment]
-                sink.neutral(
-                    neutral.seat,
-                    neutral.reason,
-                    Meta(neutral.user, neutral.epoch, None, None, now_ns, None),
-                )
+                self.failing_since = None
+
+    def _sink_failed(self, exc: OSError, now_ns: int) -> None:
+        self.sink_errors += 1
+        self.sink_error = exc.strerror or str(exc) or type(exc).__name__
+        if self.failing_since is None:
+            self.failing_since = now_ns / 1e9
+            if self._throttle.allow("sink_failing"):
+                self._log.error("sink_failing", error=self.sink_error)
 
     def _new_latencies(self) -> dict[int, deque[int]]:
         return {seat: deque(maxlen=1024) for seat in self.table.seats}

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, NamedTuple, TypeAlias
 
 from host.sinks.base import REASON_BYE, REASON_STALE
-from relay.clock import seq_advances
+from relay.clock import HALF, WRAP
 from relay.frames import (
     PROTO,
     Bye,
@@ -37,6 +37,10 @@ from relay.frames import (
 
 REMEMBER_EPOCHS: Final = 8  # ended/replaced epochs kept per seat, never accepted again
 REJECT_MEMORY: Final = 1024  # users whose last Reject is remembered (rate limit)
+SEQ_WINDOW: Final = 1 << 16  # rule 4: (seq - last) mod 2**32 in [1, SEQ_WINDOW) is newer
+DRIFT_US_PER_S: Final = 500.0  # rule 9: the best delay may rise this fast (clock drift)
+LATE_RESYNC_S: Final = 1.0  # frames late this long without catching up: the best was wrong
+_MASK: Final = WRAP - 1
 
 
 class DropReason(enum.StrEnum):
@@ -53,6 +57,7 @@ class DropReason(enum.StrEnum):
     FULL = "full"
     STALE_EPOCH = "stale_epoch"
     OLD_SEQ = "old_seq"
+    LATE = "late"  # rule 9: older than stale_ms by the sender's clock
     DUPLICATE = "duplicate"
     NOT_SEATED = "not_seated"
     PROTOCOL = "protocol"  # a Hello with a proto this host does not speak
@@ -90,7 +95,21 @@ NO_ACTIONS: Final[tuple[Action, ...]] = ()
 
 
 class _Seat:
-    __slots__ = ("dead", "epoch", "last_rx", "last_seq", "number", "reserved", "stale", "user")
+    __slots__ = (
+        "best",
+        "best_at",
+        "dead",
+        "epoch",
+        "last_input",
+        "last_rx",
+        "last_seq",
+        "late_excess",
+        "late_since",
+        "number",
+        "reserved",
+        "stale",
+        "user",
+    )
 
     def __init__(self, number: int, reserved: str | None) -> None:
         self.number = number
@@ -101,6 +120,13 @@ class _Seat:
         self.last_rx = 0.0
         self.stale = False
         self.dead: deque[tuple[str, int]] = deque(maxlen=REMEMBER_EPOCHS)
+        self.last_input = 0.0  # when an Input of this epoch was last applied
+        # rule 9: the smallest ``host_now - t`` (us, mod 2**32) of this epoch, raised by
+        # DRIFT_US_PER_S since ``best_at``; None until the epoch's first Input
+        self.best: float | None = None
+        self.best_at = 0.0
+        self.late_since: float | None = None  # first of an unbroken run of late frames
+        self.late_excess = 0.0  # how late that first one was (us)
 
 
 class SeatTable:
@@ -122,6 +148,7 @@ class SeatTable:
         self._by_user: dict[str, _Seat] = {}
         self._allowed = dict(allowed)
         self._stale_s = stale_s
+        self._stale_us = stale_s * 1e6
         self._idle_s = idle_s
         self._rejected: dict[str, tuple[int, int]] = {}  # user -> (epoch, code) last rejected
         self.drops: Counter[str] = Counter()
@@ -173,25 +200,80 @@ class SeatTable:
         seat = self._by_user.get(user)
         if seat is not None and frame.epoch == seat.epoch:  # the hot path
             last = seat.last_seq
-            if last is not None and not seq_advances(last, frame.seq):
+            # outside the window is dropped, unless nothing was applied for stale_s while
+            # this epoch kept sending: then a forged or corrupted seq must not lock the
+            # player out, and this frame is the new base
+            if (
+                last is not None
+                and not 1 <= (frame.seq - last) & _MASK < SEQ_WINDOW
+                and now - seat.last_input < self._stale_s
+            ):
                 self.drops[DropReason.DUPLICATE if frame.seq == last else DropReason.OLD_SEQ] += 1
+                return NO_ACTIONS
+            if self._late(seat, frame.t, now):
+                self.drops[DropReason.LATE] += 1
                 return NO_ACTIONS
             seat.last_seq = frame.seq
             seat.last_rx = now
+            seat.last_input = now
             seat.stale = False
             return (Apply(seat.number, user, frame),)
         if seat is not None:
             if self._is_dead(user, frame.epoch):
                 return self._reject(user, frame.epoch, RejectCode.REPLACED)
             actions = self._replace(seat, frame.epoch, now, "input")
-            seat.last_seq = frame.seq
+            self._first_input(seat, frame, now)
             return (*actions, Apply(seat.number, user, frame))
         taken = self._take(user, frame.epoch, now, "input")
         new_seat = self._by_user.get(user)
         if new_seat is None:
             return taken
-        new_seat.last_seq = frame.seq
+        self._first_input(seat=new_seat, frame=frame, now=now)
         return (*taken, Apply(new_seat.number, user, frame))
+
+    @staticmethod
+    def _first_input(seat: _Seat, frame: Input, now: float) -> None:
+        seat.last_seq = frame.seq
+        seat.last_input = now
+        seat.best = float((int(now * 1e6) - frame.t) & _MASK)
+        seat.best_at = now
+
+    def _late(self, seat: _Seat, t: int, now: float) -> bool:
+        """Rule 9: is this Input's delay more than ``stale_ms`` over the epoch's best?
+
+        The delay ``host_now - t`` holds the offset between the two clocks; the best
+        (smallest) delay of the epoch is that offset plus the fastest trip, so the
+        excess over it is how late the frame is. The best may rise by DRIFT_US_PER_S
+        (two machines' clocks drift apart); frames late for LATE_RESYNC_S without
+        catching up (a forged stamp once lowered the best) make the best start over.
+        """
+        delay = float((int(now * 1e6) - t) & _MASK)
+        best = seat.best
+        if best is None:
+            seat.best = delay
+            seat.best_at = now
+            return False
+        best += (now - seat.best_at) * DRIFT_US_PER_S
+        excess = (delay - best) % WRAP
+        if excess >= HALF:
+            excess -= WRAP
+        seat.best_at = now
+        if excess <= self._stale_us:
+            seat.best = delay if excess < 0 else best % WRAP
+            seat.late_since = None
+            return False
+        seat.best = best % WRAP
+        since = seat.late_since
+        if since is None:
+            seat.late_since = now
+            seat.late_excess = excess
+            return True
+        # a backlog drains faster than real time; a wrong best stays as late as it was
+        if now - since >= LATE_RESYNC_S and seat.late_excess - excess < (now - since) * 5e5:
+            seat.best = delay
+            seat.late_since = None
+            return False
+        return True
 
     def _ping(self, user: str, frame: Ping, now: float) -> Sequence[Action]:
         seat = self._by_user.get(user)
@@ -318,6 +400,8 @@ class SeatTable:
     def _seat_epoch(seat: _Seat, epoch: int, now: float) -> None:
         seat.epoch = epoch
         seat.last_seq = None
+        seat.best = None
+        seat.late_since = None
         seat.last_rx = now
         seat.stale = False
 

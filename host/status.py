@@ -41,8 +41,13 @@ def seat_lines(
     ]
 
 
-def status_text(lines: Sequence[SeatLine], link: str, drops: Mapping[str, int]) -> str:
-    """One short line: ``P2 alice 60.0/s p50 0.41ms | P3 free | link connected | drops 3``."""
+def status_text(
+    lines: Sequence[SeatLine], link: str, drops: Mapping[str, int], sink: str = ""
+) -> str:
+    """One short line: ``P2 alice 60.0/s p50 0.41ms | P3 free | link connected | drops 3``.
+
+    ``sink``, when not empty, says the pad writes fail (``sink failing (...)``).
+    """
     parts = []
     for line in lines:
         if not line.user:
@@ -55,5 +60,7 @@ def status_text(lines: Sequence[SeatLine], link: str, drops: Mapping[str, int]) 
             text += " (silent)"
         parts.append(text)
     parts.append(f"link {link}")
+    if sink:
+        parts.append(sink)
     parts.append(f"drops {sum(drops.values())}")
     return " | ".join(parts)

@@ -28,6 +28,7 @@ from relay.entry import add_common, base_parser, config_path, json_logs, run
 from relay.errors import ConfigError, UsageError
 from relay.invites import MAX_INVITE_USES, describe_duration, join_link, parse_duration
 from relay.logs import Redactor, configure_logging
+from relay.permissions import permission_warnings
 from relay.topics import is_valid_name
 
 PROG = "coplay-relay"
@@ -71,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def go() -> int:
         config = load_relay_config(config_path(args, CONFIG_NAME))
         if args.check:
+            for warning in permission_warnings(config.path):
+                print(warning, file=sys.stderr)
             print(f"{config.path}: ok")
             return 0
         command = args.command or "serve"

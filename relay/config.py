@@ -11,6 +11,7 @@ the CLIs exit 78 on it. Secrets are resolved after decoding (see
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import sys
@@ -161,6 +162,8 @@ class HostSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sink: str = "uinput"
     status_interval_s: Annotated[float, Meta(ge=0)] = 10.0
     rumble_cap_ms: Annotated[int, Meta(ge=1, le=10_000)] = 2000
+    # every sink write failing this long: exit 1 so systemd restarts the host
+    sink_fail_s: Annotated[float, Meta(ge=1, le=600)] = 10.0
 
     def __post_init__(self) -> None:
         if len(set(self.seats)) != len(self.seats):
@@ -253,13 +256,22 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     topic_prefix: PrefixStr = "coplay"
     tls_cert: str = ""
     tls_key: str = ""
-    rate_limit_per_min: Annotated[int, Meta(ge=1)] = 120
     # invites: where friends reach the relay, where grants live, how long a guest token lives
     public_url: str = ""  # default: http(s)://{api_listen}
     state_db: str = "relay.sqlite3"  # relative: in the relay's state directory
     guest_token_s: Annotated[int, Meta(ge=60, le=86400)] = 600
     public_broker_url: str = ""  # default: the host of public_url, mqtt_listen's port
     public_ws_url: str = ""  # default: the host of public_url, ws_listen's port (if any)
+    rate_limit_per_min: Annotated[int, Meta(ge=1)] = 120  # failed requests per address
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)  # may set X-Forwarded-For
+    # the embedded broker's bounds per client (relay/service/limits.py)
+    max_packet_bytes: Annotated[int, Meta(ge=512, le=268_435_455)] = 4096
+    connect_timeout_s: Annotated[float, Meta(gt=0, le=300)] = 10.0
+    max_connections: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
+    max_subscriptions: Annotated[int, Meta(ge=2, le=100_000)] = 16
+    max_pending_out: Annotated[int, Meta(ge=8, le=1_000_000)] = 256
+    max_publish_per_s: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
+    status_interval_s: Annotated[float, Meta(ge=0)] = 60.0  # broker_status log; 0 = never
 
     def __post_init__(self) -> None:
         if self.public_url:
@@ -283,6 +295,13 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 parse_listen(value)
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
+        for i, entry in enumerate(self.trusted_proxies):
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies[{i}]: {entry!r} is not an IP address or network"
+                ) from None
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError(
                 f"{'tls_key' if self.tls_cert else 'tls_cert'}: tls_cert and tls_key go together"

@@ -141,11 +141,16 @@ def _level_number(level: str) -> int:
 
 
 class Throttle:
-    """Lets an event through at most once per ``interval`` seconds per key; counts the rest."""
+    """Lets an event through at most once per ``interval`` seconds per key; counts the rest.
 
-    def __init__(self, interval: float, clock: Any = None) -> None:
+    At most ``max_keys`` keys are remembered (both tables are emptied when a new key
+    would pass it), so keys built from network input cannot grow memory without end.
+    """
+
+    def __init__(self, interval: float, clock: Any = None, max_keys: int = 256) -> None:
         self._interval = interval
         self._now = clock or time.monotonic
+        self._max_keys = max_keys
         self._last: dict[str, float] = {}
         self.suppressed: dict[str, int] = {}
 
@@ -153,8 +158,12 @@ class Throttle:
         now = self._now()
         last = self._last.get(key)
         if last is not None and now - last < self._interval:
-            self.suppressed[key] = self.suppressed.get(key, 0) + 1
+            if key in self.suppressed or len(self.suppressed) < self._max_keys:
+                self.suppressed[key] = self.suppressed.get(key, 0) + 1
             return False
+        if last is None and len(self._last) >= self._max_keys:
+            self._last.clear()
+            self.suppressed.clear()
         self._last[key] = now
         return True
 

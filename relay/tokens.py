@@ -24,6 +24,7 @@ password from the config, for a plain Mosquitto.
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import threading
 import time
@@ -133,6 +134,7 @@ class TokenClient:
         self._app: _Token | None = None
         self._user: _Token | None = None
         self._not_before = 0.0  # clock() time before which the API asked us not to call
+        self._retry: tuple[str, float] | None = None  # (what failed, clock() of the next try)
         self._log = structlog.get_logger("relay.tokens").bind(api=settings.api_url)
         if redactor is not None:
             redactor.add(settings.app_client_secret)
@@ -279,6 +281,13 @@ class TokenClient:
 
     # ------------------------------------------------------------------ HTTP with retries
 
+    def retry_state(self) -> tuple[str, float] | None:
+        """While a request waits to be retried: (what failed, seconds until the next try)."""
+        retry = self._retry
+        if retry is None:
+            return None
+        return retry[0], max(0.0, retry[1] - self._clock())
+
     def _post(
         self,
         path: str,
@@ -287,6 +296,18 @@ class TokenClient:
         headers: Mapping[str, str] | None = None,
     ) -> Mapping[str, Any]:
         """POST; the envelope's body. Retries what is worth retrying until ``deadline``."""
+        try:
+            return self._post_retrying(path, payload, deadline, headers)
+        finally:
+            self._retry = None
+
+    def _post_retrying(
+        self,
+        path: str,
+        payload: Mapping[str, Any],
+        deadline: float,
+        headers: Mapping[str, str] | None,
+    ) -> Mapping[str, Any]:
         attempt = 0
         while True:
             if self._closed.is_set():
@@ -302,6 +323,7 @@ class TokenClient:
                 reason = (
                     f"cannot reach the token API at {self._settings.api_url} ({_describe(exc)})"
                 )
+                what = "token API unreachable"
             except httpx.HTTPError as exc:
                 raise TokenApiError(f"token API request failed: {_describe(exc)}") from None
             else:
@@ -312,6 +334,7 @@ class TokenClient:
                     raise _Refused(status, text)
                 if status == 429 or status >= 500:
                     reason = f"the token API answered {status}: {text}"
+                    what = "token API busy" if status == 429 else f"token API error {status}"
                     retry_after = _retry_after(response.headers.get("Retry-After"), self._wall())
                 else:
                     raise TokenApiError(
@@ -321,15 +344,18 @@ class TokenClient:
             if retry_after is not None:
                 delay = max(delay, retry_after)
                 self._not_before = self._clock() + retry_after
-            self._wait(delay, deadline, reason, attempt)
+            self._wait(delay, deadline, reason, attempt, what)
 
-    def _wait(self, delay: float, deadline: float, reason: str, attempt: int) -> None:
+    def _wait(
+        self, delay: float, deadline: float, reason: str, attempt: int, what: str = ""
+    ) -> None:
         if self._clock() + delay > deadline:
             tries = f" after {attempt} attempts" if attempt > 1 else ""
             raise TokenApiError(f"{reason}{tries}")
         self._log.warning(
             "token_api_retry", attempt=attempt, delay_s=round(delay, 3), reason=reason
         )
+        self._retry = (what or "token API asked to wait", self._clock() + delay)
         self._sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
@@ -426,3 +452,12 @@ def credential_source(settings: LinkSettings, redactor: Redactor | None = None) 
     if settings.api_url:
         return TokenClient(settings, redactor)
     return StaticCredentials(settings, redactor)
+
+
+def retry_text(source: CredentialSource) -> str:
+    """``token API unreachable (retrying in 4 s)`` while ``source`` waits to retry, else ""."""
+    state = source.retry_state() if isinstance(source, TokenClient) else None
+    if state is None:
+        return ""
+    what, left = state
+    return f"{what} (retrying in {math.ceil(left)} s)"

@@ -237,7 +237,9 @@ class UInputSink:
         # The pad's state moves on only when the write went through, so the next diff
         # still carries a change that was lost (a release must not stay unsent).
         events = xpad.diff_events(self._state.get(seat), state)
-        if events and self._write(seat, events):
+        if events:
+            if not self._write(seat, events):
+                raise OSError(f"seat {seat}: the virtual pad refused the write")  # counted
             self._state[seat] = state
 
     def neutral(self, seat: int, reason: str, meta: Meta) -> None:

@@ -17,7 +17,7 @@ Tokens and secrets are never logged or echoed.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -34,7 +34,7 @@ from relay import __version__
 from relay.config import AppCredentials
 from relay.service.claims import InvalidToken, TokenIssuer, role_for
 from relay.service.invite_store import Grant, InviteStore
-from relay.service.ratelimit import RateLimiter
+from relay.service.ratelimit import Network, RateLimiter, client_address, failure_keys
 from relay.topics import NAME_PATTERN, is_valid_name
 
 APP_TOKEN_S: Final = 3600
@@ -114,6 +114,7 @@ class ApiError(Exception):
         self.status = status
         self.text = text
         self.headers = headers or {}
+        self.charged = False  # counted against the failure rate limit already
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,31 +286,39 @@ def create_app(
     service: TokenService,
     limiter: RateLimiter,
     log: Any,
+    trusted_proxies: Sequence[Network] = (),
     extra_routes: Callable[[Callable[[type[msgspec.Struct]], Any]], list[Any]] | None = None,
 ) -> Litestar:
-    """The Litestar app for ``service``; rate-limited per client address.
+    """The Litestar app for ``service``; failed requests rate-limited per client address
+    and per address and app (see :mod:`relay.service.ratelimit`).
 
-    ``extra_routes(strict)`` adds more handlers (the invite endpoints) that use
-    the same rate limit and strict body check.
+    ``extra_routes(strict)`` adds more handlers (the invite endpoints) that use the
+    same strict body check; their failures count against the same rate limit.
     """
 
-    async def limit(request: Request[Any, Any, Any]) -> None:
-        client = request.client.host if request.client else "unknown"
-        wait = limiter.take(f"ip:{client}")
+    def failed(request: Request[Any, Any, Any], app: str | None, exc: ApiError) -> ApiError:
+        """``exc``, or 429 once this address (and app) has failed too often."""
+        peer = request.client.host if request.client else None
+        address = client_address(peer, request.headers.get("x-forwarded-for"), trusted_proxies)
+        waits = [limiter.take(key) for key in failure_keys(address, app)]
+        wait = max((w for w in waits if w is not None), default=None)
         if wait is not None:
-            raise ApiError(429, "rate limited; retry later", {"Retry-After": str(wait)})
+            exc = ApiError(429, "rate limited; retry later", {"Retry-After": str(wait)})
+        exc.charged = True
+        return exc
 
     def strict(kind: type[msgspec.Struct]) -> Any:
-        """Rate-limit, then check the body with strict JSON types (Litestar converts "60" to 60)."""
+        """Check the body with strict JSON types (Litestar converts "60" to 60)."""
 
         async def check(request: Request[Any, Any, Any]) -> None:
-            await limit(request)
             try:
                 msgspec.json.decode(await request.body(), type=kind)
             except (msgspec.ValidationError, ValueError) as exc:
-                raise ApiError(400, f"invalid request: {_field_first(str(exc))}") from None
+                text = f"invalid request: {_field_first(str(exc))}"
+                raise failed(request, None, ApiError(400, text)) from None
             except msgspec.DecodeError:
-                raise ApiError(400, "invalid request: body is not valid JSON") from None
+                text = "invalid request: body is not valid JSON"
+                raise failed(request, None, ApiError(400, text)) from None
 
         return check
 
@@ -321,8 +330,13 @@ def create_app(
         summary="Exchange app credentials for an app token",
         operation_id="appToken",
     )
-    async def app_token(data: JSONBody[AppTokenRequest]) -> TokenEnvelope:
-        return success(service.app_token(data.appClientId, data.appClientSecret))
+    async def app_token(
+        request: Request[Any, Any, Any], data: JSONBody[AppTokenRequest]
+    ) -> TokenEnvelope:
+        try:
+            return success(service.app_token(data.appClientId, data.appClientSecret))
+        except ApiError as exc:
+            raise failed(request, data.appClientId, exc) from None
 
     @post(
         USER_TOKEN_PATH,
@@ -336,13 +350,18 @@ def create_app(
     async def user_token(
         request: Request[Any, Any, Any], data: JSONBody[UserTokenRequest]
     ) -> TokenEnvelope:
-        return success(service.user_token(request.headers.get("authorization"), data))
+        try:
+            return success(service.user_token(request.headers.get("authorization"), data))
+        except ApiError as exc:
+            raise failed(request, None, exc) from None
 
     @get("/healthz", summary="Liveness", operation_id="healthz")
     async def healthz() -> Health:
         return Health("ok")
 
-    def on_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[FailEnvelope]:
+    def on_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[FailEnvelope]:
+        if not exc.charged:  # a refusal from an extra route (an invite endpoint) counts too
+            exc = failed(request, None, exc)
         if exc.status in (401, 403):
             log.info("token_refused", status=exc.status, reason=exc.text)
         return fail(exc.status, exc.text, exc.headers)

@@ -51,6 +51,7 @@ from amqtt.utils import format_client_message, gen_client_id
 from relay.config import ServerSection
 from relay.logs import Throttle
 from relay.service.claims import InvalidToken, TokenIssuer
+from relay.service.limits import BrokerLimits, BrokerLimitsMixin, HandlerLimits
 from relay.service.revocation import GRANT_ATTR, GrantCheck, disconnect_grants, pin_grant
 from relay.topics import Acl, filter_covers, topic_matches
 
@@ -62,6 +63,14 @@ SESSION_EXPIRY_S: Final = 3600
 _publish_qos: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "coplay_publish_qos", default=None
 )
+
+
+def _clip(text: object, size: int = 64) -> str | None:
+    """A client-chosen value for a log line, at most ``size`` characters."""
+    if text is None:
+        return None
+    value = str(text)
+    return value if len(value) <= size else value[:size] + "..."
 
 
 def session_acl(session: Any) -> Acl | None:
@@ -140,13 +149,14 @@ class JwtAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
                     pin_grant(session, claims.grant)
                     return True
         setattr(session, _ACL_ATTR, None)
-        if self._throttle.allow(f"{username}:{reason}"):
+        if self._throttle.allow("refused"):  # a fixed key: never text a client chose
             self._log.warning(
                 "mqtt_refused",
-                user=username,
-                client_id=session.client_id,
-                reason=reason,
+                user=_clip(username),
+                client_id=_clip(session.client_id),
+                reason=_clip(reason, 128),
                 remote=session.remote_address,
+                suppressed=self._throttle.take_suppressed("refused"),
             )
         return False
 
@@ -171,15 +181,19 @@ class AclTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
             return False
         ok = allowed(rules, action, topic)
         if not ok and action != Action.RECEIVE:
-            key = f"{session.username}:{action}:{topic}"
+            key = str(action)  # a fixed set of keys: never text a client chose
             if self._throttle.allow(key):
                 self._log.warning(
-                    "mqtt_denied", user=session.username, action=str(action), topic=topic
+                    "mqtt_denied",
+                    user=_clip(session.username),
+                    action=key,
+                    topic=_clip(topic, 128),
+                    suppressed=self._throttle.take_suppressed(key),
                 )
         return ok
 
 
-class CoplayProtocolHandler(BrokerProtocolHandler):  # type: ignore[misc]
+class CoplayProtocolHandler(HandlerLimits, BrokerProtocolHandler):  # type: ignore[misc]
     """amqtt's broker handler, but a client silent past its keep-alive is disconnected."""
 
     def handle_read_timeout(self) -> None:
@@ -193,8 +207,13 @@ class CoplayProtocolHandler(BrokerProtocolHandler):  # type: ignore[misc]
             task.cancel()
 
 
-class CoplayBroker(Broker):  # type: ignore[misc]
-    """amqtt's Broker with the fixes listed in the module docstring."""
+class CoplayBroker(BrokerLimitsMixin, Broker):  # type: ignore[misc]
+    """amqtt's Broker with the fixes listed in the module docstring and the bounds of
+    :mod:`relay.service.limits`."""
+
+    def __init__(self, config: dict[str, Any], limits: BrokerLimits | None = None) -> None:
+        super().__init__(config)
+        self.coplay_init(limits or BrokerLimits(), _pub_filters)
 
     async def _initialize_client_session(
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
@@ -283,6 +302,11 @@ class CoplayBroker(Broker):  # type: ignore[misc]
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
+def _pub_filters(session: Any) -> tuple[str, ...]:
+    rules = session_acl(session)
+    return tuple(rules.pub) if rules is not None else ()
+
+
 def broker_config(
     server: ServerSection, issuer: TokenIssuer, log: Any = None, grants: GrantCheck | None = None
 ) -> dict[str, Any]:
@@ -310,7 +334,7 @@ def create_broker(
     server: ServerSection, issuer: TokenIssuer, log: Any = None, grants: GrantCheck | None = None
 ) -> CoplayBroker:
     """A broker ready to ``await start()``; call it inside the running event loop."""
-    return CoplayBroker(broker_config(server, issuer, log, grants))
+    return CoplayBroker(broker_config(server, issuer, log, grants), BrokerLimits.of(server))
 
 
 def disconnect_revoked(broker: CoplayBroker, grants: list[int] | tuple[int, ...]) -> int:

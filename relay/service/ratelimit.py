@@ -6,14 +6,30 @@ request per refill interval. :meth:`RateLimiter.take` answers how long to wait
 (for ``Retry-After``) when the bucket is empty. Keys are whatever the API
 chooses (client address, app client id); idle full buckets are forgotten so
 memory stays bounded.
+
+The token API spends a request only when it *failed* (a wrong secret, a bad app
+token, a malformed body), keyed per client address and per address and app
+(:func:`failure_keys`), so a stranger hammering wrong secrets, even from the
+app's own address, runs out of their failures without locking out the right
+secret: a request with valid credentials is never counted nor refused. (A
+correct secret therefore still works while wrong ones get 429; the secrets are
+random and long, so that answer tells a guesser nothing they can use.)
+
+The client address is the socket's peer, unless that peer is one of
+``[server] trusted_proxies`` (default none): then it is the right-most address
+in ``X-Forwarded-For`` that is not a trusted proxy (:func:`client_address`).
+A forwarded header from anyone else is ignored, so rotating it gains nothing.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_KEYS: Final = 10_000
 
@@ -51,3 +67,43 @@ class RateLimiter:
             ordered = sorted(self._buckets.items(), key=lambda item: item[1][1])
             for key, _ in ordered[: len(ordered) // 2]:
                 del self._buckets[key]
+
+
+def proxy_networks(entries: Iterable[str]) -> tuple[Network, ...]:
+    """``trusted_proxies`` entries (addresses or CIDR networks); ValueError names a bad one."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
+def _trusted(address: str, proxies: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, proxies: Sequence[Network]) -> str:
+    """Who is asking: the peer, or behind trusted proxies the first untrusted hop."""
+    address = peer or "unknown"
+    if not forwarded_for or not proxies or not _trusted(address, proxies):
+        return address
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return hop[:64]
+        address = hop
+    return address[:64]
+
+
+def failure_keys(address: str, app: str | None) -> tuple[str, ...]:
+    """The buckets a failed request spends from: its address, and its address and app."""
+    keys = [f"fail:{address}"]
+    if app:
+        keys.append(f"fail:{address}:{app[:128]}")
+    return tuple(keys)

@@ -31,7 +31,8 @@ from relay.service.broker import create_broker, disconnect_revoked
 from relay.service.claims import TokenIssuer
 from relay.service.invite_store import InviteStore
 from relay.service.invites import InviteService, invite_routes, public_addresses
-from relay.service.ratelimit import RateLimiter
+from relay.service.limits import ensure_open_files, report_status
+from relay.service.ratelimit import RateLimiter, proxy_networks
 
 
 class _Uvicorn(uvicorn.Server):
@@ -109,6 +110,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    ensure_open_files(server.max_connections, log)
     api_sock = _bind(server.api_listen, "api_listen", config)
     store = open_store(config)
     broker = create_broker(server, issuer, log, grants=store)
@@ -148,6 +150,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         service,
         RateLimiter(server.rate_limit_per_min),
         log,
+        proxy_networks(server.trusted_proxies),
         extra_routes=lambda strict: invite_routes(invites, strict),
     )
     uv_config = uvicorn.Config(
@@ -156,12 +159,16 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         access_log=False,
         lifespan="off",
         server_header=False,
+        proxy_headers=False,  # X-Forwarded-For only from trusted_proxies (relay.service.ratelimit)
         ssl_certfile=server.tls_cert or None,
         ssl_keyfile=server.tls_key or None,
         timeout_graceful_shutdown=3,
     )
     api = _Uvicorn(uv_config)
     api_task = asyncio.create_task(api.serve(sockets=[api_sock]))
+    status_task = asyncio.create_task(
+        report_status(broker.coplay_stats, server.status_interval_s, log)
+    )
     ready_task = asyncio.create_task(api.ready.wait())
     stop_task = asyncio.create_task(stop.wait())
     try:
@@ -179,7 +186,8 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
             )
             await asyncio.wait({api_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        log.info("relay_stopping")
+        log.info("relay_stopping", **broker.coplay_stats.snapshot())
+        status_task.cancel()
         api.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(api_task, timeout=5)

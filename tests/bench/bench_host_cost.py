@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from host.daemon import HostDaemon, LinkLike
+from host.intake import Intake
 from host.notify import NullNotifier
 from host.sinks.base import Meta, Sink
 from host.sinks.jsonl import JsonlSink
@@ -30,7 +31,7 @@ from host.sinks.null import NullSink
 from relay.clock import SystemClock, now_us32
 from relay.config import HostSection
 from relay.errors import CoplayError
-from relay.frames import FrameCodec, Input, PadState
+from relay.frames import FrameCodec, Input, PadState, Ping
 from relay.link import LinkState, LinkStatus, Message
 from relay.topics import Topics
 from tests.bench.budget import Budget
@@ -87,12 +88,12 @@ class HandOffSink:
         pass
 
 
-def _daemon(sink: Sink) -> HostDaemon:
+def _daemon(sink: Sink, allow: Sequence[str] = ()) -> HostDaemon:
     def make_link(**kwargs: Any) -> LinkLike:
         return OfflineLink()
 
-    return HostDaemon(
-        HostSection(sink="null", stale_ms=60_000),
+    daemon = HostDaemon(
+        HostSection(sink="null", stale_ms=60_000, allow=list(allow)),
         Topics(TOPIC_PREFIX, SESSION),
         sink,
         make_link,
@@ -100,6 +101,9 @@ def _daemon(sink: Sink) -> HostDaemon:
         NullNotifier(),
         logger=Quiet(),
     )
+    # frames go in faster than any guest sends them: the per-user budget must not drop them
+    daemon.intake = Intake(rate_hz=1e12, burst=1e12)
+    return daemon
 
 
 def _payloads(codec: FrameCodec, epoch: int, n: int) -> list[bytes]:
@@ -115,6 +119,25 @@ def call_cost(sink: Sink, n: int, epoch: int) -> list[float]:
     daemon = _daemon(sink)
     topic = Topics(TOPIC_PREFIX, SESSION).input(USER)
     payloads = _payloads(FrameCodec(), epoch, n)
+    daemon.writer.start()
+    try:
+        clock = time.perf_counter_ns
+        out = []
+        for payload in payloads:
+            t0 = clock()
+            daemon.on_message(topic, payload, False)
+            out.append((clock() - t0) / 1000)
+        return out
+    finally:
+        daemon.writer.stop()
+
+
+def reject_flood_cost(n: int) -> list[float]:
+    """Microseconds per ``on_message`` for a Ping from a user not allowed, new epoch each."""
+    daemon = _daemon(NullSink(), allow=["alice"])
+    topic = Topics(TOPIC_PREFIX, SESSION).input("mallory")
+    codec = FrameCodec()
+    payloads = [codec.encode(Ping(epoch, now_us32())) for epoch in range(1, n + 1)]
     daemon.writer.start()
     try:
         clock = time.perf_counter_ns
@@ -159,10 +182,12 @@ def run(frames: int = 20000) -> dict[str, Any]:
         finally:
             sink.close()
     hop = hand_off(min(frames, 5000), epoch=13)
+    flood = reject_flood_cost(frames)
     rows = {
         "on_message, null sink (the budget)": summary(null),
         "on_message, jsonl sink": summary(jsonl),
         "on_message -> apply via writer thread": summary(hop),
+        "on_message, Ping from a user not allowed": summary(flood),
     }
     budget = Budget(
         "host cost per frame",

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from relay.clock import now_us32
 from relay.frames import (
     Bye,
     Frame,
@@ -125,14 +126,14 @@ def test_rule1_bad_payloads_change_nothing_and_the_host_keeps_running(
     """Oversized, garbage, truncated and out-of-range payloads: dropped, counted, no pad change."""
     host = start_host(status_interval_s=0.3)
     alice = guest("alice")
-    good = CODEC.encode(Input.of(1, 1, 0, press(1)))
+    good = CODEC.encode(Input.of(1, 1, now_us32(), press(1)))
     out_of_range = msgspec.msgpack.encode([1, 1, 2, 0, 0, 40000, 0, 0, 0, 0, 0])  # lx > 32767
     alice.raw(b"\x91" + b"\xc4\xff" + b"x" * 255 + b"\x00" * 300)  # 560 bytes
     alice.raw(b"\xff\xfe garbage")
     alice.raw(good[:-3])  # truncated
     alice.raw(out_of_range)
     alice.raw(msgspec.msgpack.encode([99, 1, 2]))  # a kind from the future
-    alice.send(Input.of(1, 2, 0, press(2)))
+    alice.send(Input.of(1, 2, now_us32(), press(2)))
     lines = host.jsonl.wait_for(lambda ls: len(inputs(ls)) >= 1)
     assert [(x["seq"], x["buttons"]) for x in inputs(lines)] == [(2, 2)]
     status = host.wait_log(
@@ -152,11 +153,11 @@ def test_rule1_retained_input_is_dropped(
 ) -> None:
     """A retained message waiting on in/alice when the host subscribes changes nothing."""
     alice = guest("alice")
-    alice.raw(CODEC.encode(Input.of(5, 1, 0, press(1))), qos=1, retain=True)
+    alice.raw(CODEC.encode(Input.of(5, 1, now_us32(), press(1))), qos=1, retain=True)
     try:
         host = start_host()
         host.wait_log("frame_dropped", lambda x: x["reason"] == "retained")
-        alice.send(Input.of(6, 1, 0, press(4)))
+        alice.send(Input.of(6, 1, now_us32(), press(4)))
         lines = host.jsonl.wait_for(lambda ls: len(inputs(ls)) >= 1)
         assert [(x["epoch"], x["buttons"]) for x in inputs(lines)] == [(6, 4)]
     finally:
@@ -170,12 +171,12 @@ def test_rule2_user_not_allowed_gets_one_reject_and_moves_nothing(
     bob = guest("bob")
     bob.send(Hello(9, 1, "bob", "pad"), qos=1)
     for seq in range(1, 6):
-        bob.send(Input.of(9, seq, 0, press(1)))
+        bob.send(Input.of(9, seq, now_us32(), press(1)))
     reject: Reject = bob.wait_frame(Reject)
     assert (reject.epoch, reject.code) == (9, RejectCode.NOT_ALLOWED)
     alice = guest("alice")
     assert alice.seat(1) == 2  # and the seat is still free for alice
-    alice.send(Input.of(1, 1, 0, press(8)), qos=1)
+    alice.send(Input.of(1, 1, now_us32(), press(8)), qos=1)
     lines = host.jsonl.wait_for(lambda ls: len(inputs(ls)) >= 1)
     assert {x["user"] for x in lines} == {"alice"}
     assert sum(isinstance(f, Reject) for f in bob.frames()) == 1  # once per epoch
@@ -187,7 +188,7 @@ def test_rule2_first_come_warns_and_rule3_full_house_rejects(
     host = start_host()  # allow = []
     assert host.log_lines("first_come_first_served")
     alice = guest("alice")
-    alice.send(Input.of(1, 1, 0, press(1)), qos=1)  # the first Input takes the seat
+    alice.send(Input.of(1, 1, now_us32(), press(1)), qos=1)  # the first Input takes the seat
     assert alice.wait_frame(Welcome) == Welcome(1, 2)
     bob = guest("bob")
     bob.send(Hello(2, 1, "bob", "pad"), qos=1)
@@ -242,7 +243,7 @@ def test_rule4_duplicate_and_old_seq_are_dropped(
     alice = guest("alice")
     alice.seat(1)
     for seq, buttons in [(10, 1), (10, 2), (9, 4), (11, 8), (5, 16), (12, 32)]:
-        alice.send(Input.of(1, seq, 0, press(buttons)))
+        alice.send(Input.of(1, seq, now_us32(), press(buttons)))
     lines = host.jsonl.wait_for(lambda ls: any(x.get("seq") == 12 for x in ls))
     assert [(x["seq"], x["buttons"]) for x in inputs(lines)] == [(10, 1), (11, 8), (12, 32)]
 
@@ -253,18 +254,18 @@ def test_rule4_new_epoch_replaces_and_the_old_one_never_returns(
     host = start_host()
     alice = guest("alice")
     alice.seat(100)
-    alice.send(Input.of(100, 1, 0, press(1)))
+    alice.send(Input.of(100, 1, now_us32(), press(1)))
     host.jsonl.wait_for(lambda ls: len(inputs(ls)) == 1)
     alice.client.inbox.messages.clear()
     assert alice.seat(200) == 2  # the guest restarted: the new epoch takes the pad
-    alice.send(Input.of(100, 2, 0, press(2)))  # a late frame of the dead process
+    alice.send(Input.of(100, 2, now_us32(), press(2)))  # a late frame of the dead process
     alice.send(Hello(100, 1, "alice", "pad"), qos=1)  # which cannot take the seat back
-    alice.send(Input.of(200, 1, 0, press(4)))
+    alice.send(Input.of(200, 1, now_us32(), press(4)))
     lines = host.jsonl.wait_for(lambda ls: any(x.get("epoch") == 200 for x in inputs(ls)))
     assert [(x["epoch"], x["buttons"]) for x in inputs(lines)] == [(100, 1), (200, 4)]
     assert [x["reason"] for x in lines] == ["input", "bye", "input"]  # old epoch released first
-    alice.send(Input.of(100, 3, 0, press(8)), qos=1)
-    alice.send(Input.of(200, 2, 0, press(16)), qos=1)
+    alice.send(Input.of(100, 3, now_us32(), press(8)), qos=1)
+    alice.send(Input.of(200, 2, now_us32(), press(16)), qos=1)
     lines = host.jsonl.wait_for(lambda ls: any(x.get("seq") == 2 for x in ls))
     assert all(x["epoch"] != 100 for x in inputs(lines)[1:])
 
@@ -275,7 +276,7 @@ def test_rule5_silence_while_a_button_is_held_goes_neutral(
     host = start_host(stale_ms=250)
     alice = guest("alice")
     alice.seat(1)
-    alice.send(Input.of(1, 1, 0, press(1)))
+    alice.send(Input.of(1, 1, now_us32(), press(1)))
     first = host.jsonl.wait_for(lambda ls: len(inputs(ls)) == 1)[-1]
     lines = host.jsonl.wait_for(lambda ls: any(x["reason"] == "stale" for x in ls), timeout=10)
     stale = next(x for x in lines if x["reason"] == "stale")
@@ -283,7 +284,7 @@ def test_rule5_silence_while_a_button_is_held_goes_neutral(
     assert (stale["buttons"], stale["axes"]) == (0, [0] * 6)
     waited_ms = (stale["t_ns"] - first["t_ns"]) / 1e6
     assert 240 <= waited_ms < 2000  # generous: the tight bound is the benchmark's
-    alice.send(Input.of(1, 2, 0, press(2)))  # frames resume: applied again
+    alice.send(Input.of(1, 2, now_us32(), press(2)))  # frames resume: applied again
     host.jsonl.wait_for(lambda ls: ls[-1]["reason"] == "input" and ls[-1]["seq"] == 2)
 
 
@@ -304,7 +305,7 @@ def test_rule6_bye_goes_neutral_at_once(
     host = start_host(stale_ms=5000)
     alice = guest("alice")
     alice.seat(1)
-    alice.send(Input.of(1, 1, 0, press(1)))
+    alice.send(Input.of(1, 1, now_us32(), press(1)))
     host.jsonl.wait_for(lambda ls: len(inputs(ls)) == 1)
     sent = time.monotonic_ns()
     alice.send(Bye(1), qos=1)
@@ -323,7 +324,7 @@ def test_rule6_last_will_of_a_killed_guest_goes_neutral_at_once(
     will = (topics.input("alice"), CODEC.encode(Bye(7)), 1, False)
     alice = Guest(mqtt_client("alice", will=will), topics, "alice")
     alice.seat(7)
-    alice.send(Input.of(7, 1, 0, press(1)))
+    alice.send(Input.of(7, 1, now_us32(), press(1)))
     host.jsonl.wait_for(lambda ls: len(inputs(ls)) == 1)
     alice.client.drop()  # the connection dies without DISCONNECT: the broker sends the will
     lines = host.jsonl.wait_for(lambda ls: ls[-1]["reason"] == "bye", timeout=15)
@@ -337,7 +338,7 @@ def test_rule7_sigterm_neutral_offline_retained_exit_0(
     host = start_host(seats=[2, 3])
     alice = guest("alice")
     alice.seat(1)
-    alice.send(Input.of(1, 1, 0, press(1)))
+    alice.send(Input.of(1, 1, now_us32(), press(1)))
     host.jsonl.wait_for(lambda ls: len(inputs(ls)) == 1)
     assert host.stop(signal.SIGTERM) == 0
     lines = host.jsonl.lines()
@@ -373,7 +374,7 @@ def test_rule8_pads_exist_from_start_up_and_stay_across_guests(
     host.jsonl.wait_for(lambda ls: any(x["reason"] == "bye" for x in ls))
     bob = guest("bob")
     assert bob.seat(2) == 2
-    bob.send(Input.of(2, 1, 0, press(1)))
+    bob.send(Input.of(2, 1, now_us32(), press(1)))
     lines = host.jsonl.wait_for(lambda ls: any(x.get("user") == "bob" for x in inputs(ls)))
     assert {x["seat"] for x in lines} == {2}
     assert host.stop() == 0
@@ -387,7 +388,7 @@ def test_burst_of_2000_frames_is_applied_in_order(
     alice = guest("alice")
     alice.seat(1)
     for seq in range(1, 2001):
-        alice.send(Input.of(1, seq, 0, press(seq % 2, lx=seq)))  # a button edge every frame
+        alice.send(Input.of(1, seq, now_us32(), press(seq % 2, lx=seq)))  # an edge each frame
     lines = host.jsonl.wait_for(lambda ls: any(x.get("seq") == 2000 for x in ls), timeout=30)
     got = inputs(lines)
     seqs = [x["seq"] for x in got]
@@ -414,7 +415,7 @@ def test_rule8_pads_stay_across_a_broker_outage(
         alice = connect_guest()
         try:
             alice.seat(1)
-            alice.send(Input.of(1, 1, 0, press(1)))
+            alice.send(Input.of(1, 1, now_us32(), press(1)))
             host.jsonl.wait_for(lambda ls: len(inputs(ls)) == 1)
         finally:
             alice.client.client.loop_stop()  # it would only try to reconnect to the dead broker
@@ -427,7 +428,7 @@ def test_rule8_pads_stay_across_a_broker_outage(
         host.wait_log("link_connected", lambda x: len(host.log_lines("link_connected")) >= 2, 30)
         alice = connect_guest()
         try:
-            alice.send(Input.of(1, 2, 0, press(2)), qos=1)
+            alice.send(Input.of(1, 2, now_us32(), press(2)), qos=1)
             lines = host.jsonl.wait_for(lambda ls: any(x.get("seq") == 2 for x in ls), timeout=20)
         finally:
             alice.client.close()

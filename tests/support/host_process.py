@@ -108,6 +108,7 @@ class HostProcess:
     log_level: str = "info"
     extra_env: dict[str, str] = field(default_factory=dict)
     device_id: str | None = None  # None: a fresh one per process; "": the default (state dir)
+    host_extra: str = ""  # more [host] lines, e.g. "sink_fail_s = 2\n"
     proc: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -140,7 +141,7 @@ class HostProcess:
             f"stale_ms = {self.stale_ms}\n"
             f"idle_s = {self.idle_s}\n"
             f"status_interval_s = {self.status_interval_s}\n"
-            'sink = "null"\n'  # the command line's --sink wins
+            'sink = "null"\n' + self.host_extra  # the command line's --sink wins
         )
         return self.config_path
 

@@ -73,6 +73,7 @@ class RelayService:
     log_level: str = "info"
     tls_cert: str = ""  # PEM paths; both set = TLS on the API and both broker listeners
     tls_key: str = ""
+    server_extra: str = ""  # more [server] lines, e.g. "max_subscriptions = 4\n"
     proc: subprocess.Popen[bytes] | None = None
 
     # ------------------------------------------------------------ addresses
@@ -125,6 +126,7 @@ class RelayService:
             f'state_db = "{self.state_db}"\n'
             + (f"guest_token_s = {self.guest_token_s}\n" if self.guest_token_s else "")
             + (f'public_url = "{self.public_url}"\n' if self.public_url else "")
+            + self.server_extra
             + "\n[[apps]]\n"
             f'app_id = "{self.app_id}"\n'
             f'client_id = "{self.client_id}"\n'

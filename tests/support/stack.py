@@ -156,7 +156,7 @@ class StackHost(HostProcess):
             f"stale_ms = {self.stale_ms}\n"
             f"idle_s = {self.idle_s}\n"
             f"status_interval_s = {self.status_interval_s}\n"
-            'sink = "null"\n'
+            'sink = "null"\n' + self.host_extra
         )
         return self.config_path
 

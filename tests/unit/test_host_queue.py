@@ -196,6 +196,11 @@ class SlowCheckingSink(RecordingSink):
         self.inside = False
 
 
+def us(now: float) -> int:
+    """``now`` as the 32-bit microsecond stamp a guest on this machine would send."""
+    return int(now * 1e6) % (1 << 32)
+
+
 def test_fast_path_writes_on_the_submitting_thread_one_writer_at_a_time() -> None:
     sink = SlowCheckingSink()
     table = SeatTable([2], {}, stale_s=0.02, idle_s=60)  # stale neutrals race with the frames
@@ -204,7 +209,8 @@ def test_fast_path_writes_on_the_submitting_thread_one_writer_at_a_time() -> Non
     writer.start()
     try:
         for seq in range(1, 2001):
-            writer.submit("alice", Input.of(1, seq, 0, PadState(seq % 2)), clock.monotonic())
+            now = clock.monotonic()
+            writer.submit("alice", Input.of(1, seq, us(now), PadState(seq % 2)), now)
             if seq % 500 == 0:
                 time.sleep(0.05)  # silence: the writer thread fires a stale neutral
         calls = sink.wait(lambda c: ("apply", 2, 2000) in c)

@@ -122,11 +122,13 @@ def test_seq_wraps_around_2_to_the_32() -> None:
     assert t.on_frame("alice", inp(1, 0xFFFFFFFF), 0.0) == ()
 
 
-def test_seq_half_window_is_old() -> None:
+def test_seq_window_is_2_to_the_16() -> None:
+    """Rule 4: a jump of 2^16 or more is dropped; one just inside the window is applied."""
     t = table()
     t.on_frame("alice", inp(1, 0), 0.0)
-    assert t.on_frame("alice", inp(1, 1 << 31), 0.0) == ()  # exactly 2^31 ahead: not newer
-    assert of(t.on_frame("alice", inp(1, (1 << 31) - 1), 0.0), Apply)
+    assert t.on_frame("alice", inp(1, 1 << 16), 0.0) == ()
+    assert t.on_frame("alice", inp(1, 1 << 30), 0.0) == ()
+    assert of(t.on_frame("alice", inp(1, (1 << 16) - 1), 0.0), Apply)
 
 
 def test_new_epoch_replaces_and_old_epoch_never_returns() -> None:
@@ -192,7 +194,7 @@ def test_stale_goes_neutral_once_and_resumes_with_input() -> None:
     assert t.tick(0.25) == [Neutral(2, "stale", "alice", 1)]
     assert t.tick(0.5) == []
     assert t.is_stale(2)
-    assert of(t.on_frame("alice", inp(1, 2), 0.6), Apply)
+    assert of(t.on_frame("alice", inp(1, 2, t=600_000), 0.6), Apply)
     assert not t.is_stale(2)
     assert t.tick(0.7) == []
 
