@@ -35,7 +35,7 @@ from host.status import seat_lines, status_text
 from relay.clock import Clock
 from relay.config import HostSection
 from relay.errors import CoplayError
-from relay.frames import MAX_PAYLOAD, Drop, FrameCodec, HostState, Reject, Rumble
+from relay.frames import MAX_PAYLOAD, Drop, FrameCodec, HostState, Reject, RejectCode, Rumble
 from relay.link import LinkState, LinkStatus, Message, MessageHandler
 from relay.logs import Throttle
 from relay.topics import Topics
@@ -166,6 +166,7 @@ class HostDaemon:
         """A Reject and its log line, within the per-user and global limits (rule 2)."""
         payload = self._codec.encode(frame)
         if not self.intake.may_reject(user, len(payload), self._clock.monotonic()):
+            self.writer.forget_reject(user, frame.epoch, RejectCode(frame.code))
             return
         link = self._link
         if link is not None:

@@ -34,7 +34,7 @@ import structlog
 from host.seats import Action, Apply, Neutral, SeatTable
 from host.sinks.base import Meta, Sink
 from relay.clock import Clock, elapsed_us, us32
-from relay.frames import Frame
+from relay.frames import Frame, RejectCode
 from relay.logs import Throttle
 
 DEFAULT_CAPACITY: Final = 4096
@@ -155,6 +155,11 @@ class PadWriter:
                 self._busy = False
                 self.cond.notify_all()  # the writer (items queued meanwhile) and a waiting stop
         return rest
+
+    def forget_reject(self, user: str, epoch: int, code: RejectCode) -> None:
+        """The table's :meth:`~host.seats.SeatTable.forget_reject`, under the table's lock."""
+        with self.cond:
+            self.table.forget_reject(user, epoch, code)
 
     def _enqueue(self, actions: Iterable[Action]) -> list[Action]:
         rest: list[Action] = []

@@ -413,6 +413,15 @@ class SeatTable:
         seat.last_seq = None
         seat.stale = False
 
+    def forget_reject(self, user: str, epoch: int, code: RejectCode) -> None:
+        """That Reject was not sent after all (rate limited): answer the next frame again.
+
+        So a guest whose Reject fell to the rate limit is answered on a later try (its
+        Hello repeats every second), never left in silence.
+        """
+        if self._rejected.get(user) == (epoch, code):
+            del self._rejected[user]
+
     def _reject(self, user: str, epoch: int, code: RejectCode) -> Sequence[Action]:
         """Count the drop; answer Reject once per (epoch, code) of this user."""
         self.drops[_REJECT_DROPS[code]] += 1

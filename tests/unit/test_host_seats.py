@@ -241,3 +241,14 @@ def test_hello_with_an_unknown_proto_gets_one_protocol_reject_per_epoch() -> Non
     again = t.on_frame("alice", Hello(8, 0, "friend", "pad"), 0.2)  # a new epoch: answered again
     assert [f.code for f in replies(again)] == [RejectCode.PROTOCOL]
     assert t.drops["protocol"] == 3
+
+
+def test_a_reject_that_was_not_sent_is_answered_on_the_next_try() -> None:
+    """forget_reject (the rate limit held that Reject back): the next frame is answered."""
+    t = table(allow={"alice": None})
+    assert replies(t.on_frame("bob", hello(5), 0.0))[0].code == RejectCode.NOT_ALLOWED
+    assert t.on_frame("bob", hello(5), 0.1) == ()  # once per epoch
+    t.forget_reject("bob", 5, RejectCode.NOT_ALLOWED)
+    assert replies(t.on_frame("bob", hello(5), 0.2))[0].code == RejectCode.NOT_ALLOWED
+    t.forget_reject("bob", 4, RejectCode.NOT_ALLOWED)  # not the one on record: no change
+    assert t.on_frame("bob", hello(5), 0.3) == ()
