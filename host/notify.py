@@ -42,7 +42,10 @@ class SocketNotifier:
 
     def __init__(self, address: str, watchdog_usec: int | None = None) -> None:
         self._address = "\0" + address[1:] if address.startswith("@") else address
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        # non-blocking: a notify reader that stops reading (its queue holds ~10 datagrams)
+        # must never stall the daemon's main loop; such a datagram is dropped instead
+        kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+        self._sock = socket.socket(socket.AF_UNIX, kind)
         self.watchdog_s = watchdog_usec / 2e6 if watchdog_usec else None
 
     def notify(self, message: str) -> None:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import signal
 import socket
@@ -164,9 +165,19 @@ def test_a_sink_failing_every_write_shows_in_status_stops_the_watchdog_and_exits
     """jsonl:/dev/full (a full disk): status says so, WATCHDOG=1 stops, exit 1 in time."""
     fail_s = 2.0
     path = str(tmp_path / "notify")
+    got: list[str] = []
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(path)
-        server.settimeout(1.0)
+        server.settimeout(0.5)
+        done = threading.Event()
+
+        def read() -> None:  # as systemd does: read every datagram as it comes
+            while not done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    got.append(server.recv(4096).decode())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
         host = stack.host(
             mosquitto,
             sink="jsonl:/dev/full",
@@ -183,12 +194,8 @@ def test_a_sink_failing_every_write_shows_in_status_stops_the_watchdog_and_exits
         assert "No space left" in status["status"]
         assert host.proc is not None
         code = host.proc.wait(fail_s + 10)
-        got: list[str] = []
-        try:
-            while True:
-                got.append(server.recv(4096).decode())
-        except TimeoutError:
-            pass
+        done.set()
+        reader.join(5)
     assert code == 1
     assert "every pad write failed" in host.stderr_text()
     first_bad = next(i for i, m in enumerate(got) if "sink failing" in m)

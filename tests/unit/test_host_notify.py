@@ -58,3 +58,24 @@ def test_a_missing_listener_is_not_an_error(tmp_path: Path) -> None:
     notifier = notifier_from_env({"NOTIFY_SOCKET": str(tmp_path / "nobody")})
     notifier.notify("READY=1")
     notifier.close()
+
+
+@pytest.mark.timeout(10)
+def test_a_reader_that_stops_reading_never_stalls_the_daemon(tmp_path: Path) -> None:
+    """A full notify queue drops datagrams instead of blocking the caller's main loop."""
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)  # never read: its queue fills after ~10 datagrams
+        notifier = SocketNotifier(path)
+        for _ in range(1000):  # blocking sends would hang here until the timeout
+            notifier.notify("WATCHDOG=1")
+        notifier.close()
+        server.setblocking(False)
+        received = 0
+        while True:
+            try:
+                server.recv(64)
+            except BlockingIOError:
+                break
+            received += 1
+        assert 0 < received < 1000
