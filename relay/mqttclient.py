@@ -26,6 +26,7 @@ direct path off if those names ever go away.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -91,10 +92,8 @@ class DirectWriteClient(mqtt.Client):
         self.deferred_writes += 1
         wake = self._sockpairW
         if wake is not None:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 wake.send(b"0")
-            except BlockingIOError:
-                pass
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
