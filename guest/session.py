@@ -11,7 +11,9 @@
   ``SEAT_TAKEN`` are not: the guest says why it waits and keeps asking once a
   second, and its inputs keep flowing, so the first free seat is taken (an Input
   from an allowed user takes a free seat).
-- Rumble is queued for the main thread, which owns the pad.
+- Rumble is queued for the main thread, which owns the pad; ``on_news`` (the
+  main loop's wake-up pipe) is called whenever something arrived that the main
+  thread must act on (a Rumble, a reconnect, a final Reject).
 - HostState (retained) says whether the host is online; offline means the seat
   is gone until a new Welcome.
 
@@ -116,6 +118,7 @@ class Session:
         stamp: Callable[[], int] = now_us32,
         hello_interval: float = 1.0,
         ping_interval: float = 1.0,
+        on_news: Callable[[], None] = lambda: None,
     ) -> None:
         self.user = user
         self.epoch = epoch
@@ -130,6 +133,7 @@ class Session:
         self._stamp = stamp
         self._hello_interval = hello_interval
         self._ping_interval = ping_interval
+        self._on_news = on_news
         self._log = structlog.get_logger("guest.session").bind(user=user, epoch=epoch)
 
         self._lock = threading.Lock()
@@ -169,6 +173,7 @@ class Session:
             self._resync = True
             self.version += 1
             self._next_hello = self._clock() + self._hello_interval
+        self._on_news()
         self._hello()
 
     def on_status(self, status: LinkStatus) -> None:
@@ -203,6 +208,7 @@ class Session:
             case Rumble():
                 with self._lock:
                     self._rumbles.append(frame)
+                self._on_news()
             case _:
                 pass
 
@@ -233,6 +239,8 @@ class Session:
                 )
             else:
                 self._note = f"waiting for a seat ({text})"
+        if known in FINAL_REJECTS:
+            self._on_news()
         self._log.warning("rejected", code=label, reason=reason, final=known in FINAL_REJECTS)
 
     def _host_state(self, state: HostState) -> None:
@@ -284,7 +292,7 @@ class Session:
     @property
     def news(self) -> bool:
         """Something arrived that the main thread must act on (read without the lock)."""
-        return bool(self._rumbles) or self._resync
+        return bool(self._rumbles) or self._resync or self.fatal is not None
 
     def take_rumbles(self) -> list[Rumble]:
         if not self._rumbles:  # the common case, without the lock
