@@ -106,8 +106,10 @@ class GuestLoop:
         self._log = structlog.get_logger("guest")
 
     def stop(self) -> None:
-        """Ask the loop to end (safe from a signal handler: it only sets a flag)."""
+        """Ask the loop to end (safe from a signal handler: a flag and a byte down a pipe)."""
         self._stop = True
+        if self._wakeup is not None:
+            self._wakeup.poke()
 
     def run(self) -> None:
         """Run until stopped; Bye is the last frame. Raises the link's or session's failure."""
