@@ -7,9 +7,11 @@ X"), writes JSON per benchmark and ``summary.json`` to ``tests/bench/results/``,
 and stops every process it started. A missed budget is reported, never
 asserted; the exit code is 1 only when a benchmark could not run.
 
-- ``latency_mosquitto``  guest -> host sink at 120 Hz via Mosquitto, beside bare paho
+- ``latency_mosquitto``  guest -> host sink at 120 Hz via Mosquitto, beside bare paho:
+                         from the send stamp and from the pad change, steady and
+                         after 2 s of rest, also with the pad polled (``pad_wake = false``)
 - ``freeze``             SIGSTOP'd guest -> pad neutral, 20 freezes (via Mosquitto)
-- ``latency_embedded``   the same latency via the embedded broker, token flow
+- ``latency_embedded``   the same latencies via the embedded broker, token flow
 - ``host_cost``          per-frame cost of the host's message path, in-process
 - ``guest_cpu``          guest CPU with an idle pad at 60 Hz
 - ``bytes``              bytes per Input frame against JSON
@@ -49,6 +51,7 @@ BENCHES = ("latency_mosquitto", "freeze", "latency_embedded", "host_cost", "gues
 @dataclass(frozen=True)
 class Plan:
     latency_s: float
+    rest_samples: int
     freezes: int
     guest_cpu_s: float
     guest_cpu_warmup_s: float
@@ -58,10 +61,20 @@ class Plan:
     def of(cls, quick: bool) -> Plan:
         if quick:
             return cls(
-                latency_s=3, freezes=5, guest_cpu_s=3, guest_cpu_warmup_s=1, host_frames=3000
+                latency_s=3,
+                rest_samples=3,
+                freezes=5,
+                guest_cpu_s=3,
+                guest_cpu_warmup_s=1,
+                host_frames=3000,
             )
         return cls(
-            latency_s=15, freezes=20, guest_cpu_s=10, guest_cpu_warmup_s=2, host_frames=20000
+            latency_s=10,
+            rest_samples=8,
+            freezes=20,
+            guest_cpu_s=10,
+            guest_cpu_warmup_s=2,
+            host_frames=20000,
         )
 
 
@@ -131,22 +144,25 @@ def info_rows(results: dict[str, dict[str, Any]]) -> list[list[Any]]:
     rows: list[list[Any]] = []
     for name in ("latency_mosquitto", "latency_embedded"):
         r = results.get(name)
-        if r:
-            c, b = r["coplay_us"], r["bare_paho_us"]
+        if not r:
+            continue
+        figures = [
+            ("bare paho", r["bare_paho_us"]),
+            ("send stamp -> sink", r["coplay_us"]),
+            ("pad change -> sink", r["pad_change_us"]),
+            ("pad change -> sink after rest", r["pad_change_rest_us"]),
+        ]
+        if r.get("polled"):
+            figures += [
+                ("pad change -> sink, polled pad", r["polled"]["pad_change_us"]),
+                ("pad change -> sink after rest, polled pad", r["polled"]["pad_change_rest_us"]),
+            ]
+        for what, s in figures:
             rows.append(
                 [
                     f"latency via {r['broker']}",
-                    "p50 / p99 / p99.9 / max, coplay",
-                    _ms(c["p50"], c["p99"], c["p99.9"], c["max"]) + f" (n={int(c['n'])})",
-                    "-",
-                    "info",
-                ]
-            )
-            rows.append(
-                [
-                    f"latency via {r['broker']}",
-                    "p50 / p99 / p99.9 / max, bare paho",
-                    _ms(b["p50"], b["p99"], b["p99.9"], b["max"]) + f" (n={int(b['n'])})",
+                    f"{what}: p50 / p99 / p99.9 / max",
+                    _ms(s["p50"], s["p99"], s["p99.9"], s["max"]) + f" (n={int(s['n'])})",
                     "-",
                     "info",
                 ]
@@ -221,14 +237,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             with mosquitto(work / "mosquitto") as rig:
                 attempt(
                     "latency_mosquitto",
-                    lambda: bench_latency.run(rig, work / "lat-mosquitto", plan.latency_s),
+                    lambda: bench_latency.run(
+                        rig, work / "lat-mosquitto", plan.latency_s, plan.rest_samples, polled=True
+                    ),
                 )
                 attempt("freeze", lambda: bench_freeze.run(rig, work / "freeze", plan.freezes))
         if "latency_embedded" in chosen:
             with embedded(work / "relay") as relay:
                 attempt(
                     "latency_embedded",
-                    lambda: bench_latency.run(relay, work / "lat-embedded", plan.latency_s),
+                    lambda: bench_latency.run(
+                        relay, work / "lat-embedded", plan.latency_s, plan.rest_samples
+                    ),
                 )
         attempt("host_cost", lambda: bench_host_cost.run(plan.host_frames))
         attempt("guest_cpu", lambda: guest_cpu(plan))
