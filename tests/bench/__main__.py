@@ -12,6 +12,8 @@ asserted; the exit code is 1 only when a benchmark could not run.
                          after 2 s of rest, also with the pad polled (``pad_wake = false``)
 - ``freeze``             SIGSTOP'd guest -> pad neutral, 20 freezes (via Mosquitto)
 - ``latency_embedded``   the same latencies via the embedded broker, token flow
+- ``broker``             each broker's CPU per message (bare paho, 500 Hz), and the
+                         embedded broker's time by code under cProfile (coplay vs amqtt)
 - ``host_cost``          per-frame cost of the host's message path, in-process
 - ``guest_cpu``          guest CPU with an idle pad at 60 Hz
 - ``bytes``              bytes per Input frame against JSON
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import (
+    bench_broker,
     bench_bytes,
     bench_freeze,
     bench_guest_cpu,
@@ -45,7 +48,15 @@ from tests.bench.stats import RESULTS, machine, table, write_json
 from tests.support.mosquitto import Mosquitto
 from tests.support.relay_service import RelayService
 
-BENCHES = ("latency_mosquitto", "freeze", "latency_embedded", "host_cost", "guest_cpu", "bytes")
+BENCHES = (
+    "latency_mosquitto",
+    "freeze",
+    "latency_embedded",
+    "broker",
+    "host_cost",
+    "guest_cpu",
+    "bytes",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class Plan:
     guest_cpu_s: float
     guest_cpu_warmup_s: float
     host_frames: int
+    broker_s: float
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
@@ -67,6 +79,7 @@ class Plan:
                 guest_cpu_s=3,
                 guest_cpu_warmup_s=1,
                 host_frames=3000,
+                broker_s=2,
             )
         return cls(
             latency_s=10,
@@ -75,6 +88,7 @@ class Plan:
             guest_cpu_s=10,
             guest_cpu_warmup_s=2,
             host_frames=20000,
+            broker_s=5,
         )
 
 
@@ -155,6 +169,21 @@ def info_rows(results: dict[str, dict[str, Any]]) -> list[list[Any]]:
                     "info",
                 ]
             )
+    r = results.get("broker")
+    if r:
+        m, e = r["mosquitto"], r["embedded"]
+        split = r["profile_split_percent"]
+        rows.append(
+            [
+                "broker CPU per message",
+                "bare paho at 500 Hz: Mosquitto vs embedded",
+                f"{m['broker_cpu_us_per_message']:.0f} us vs {e['broker_cpu_us_per_message']:.0f}"
+                f" us; embedded busy time: coplay {split.get('coplay (relay.*)', 0):g} %, amqtt "
+                f"{split.get('amqtt', 0):g} %, asyncio {split.get('asyncio', 0):g} %",
+                "-",
+                "info",
+            ]
+        )
     r = results.get("bytes")
     if r:
         rows.append(
@@ -238,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         relay, work / "lat-embedded", plan.latency_s, plan.rest_samples
                     ),
                 )
+        attempt("broker", lambda: bench_broker.run(work / "broker", plan.broker_s))
         attempt("host_cost", lambda: bench_host_cost.run(plan.host_frames))
         attempt("guest_cpu", lambda: guest_cpu(plan))
         attempt("bytes", bench_bytes.run)
