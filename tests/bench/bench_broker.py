@@ -9,9 +9,9 @@ as in production):
 2. the same relay again under ``cProfile`` (``python -m cProfile``), whose
    statistics split the broker's busy time (start-up and waiting left out) by
    module: coplay's own hooks (``relay.*``: the JWT/ACL plugins, topic
-   matching, the broker fixes), amqtt, asyncio and the rest. A deterministic profiler inflates Python calls, so
-   the split is a proportion, not a time; the per-message CPU of step 1 is the
-   number to compare.
+   matching, the broker fixes), amqtt, asyncio and the rest. A deterministic
+   profiler inflates Python calls, so the split is a proportion, not a time;
+   the per-message CPU of step 1 is the number to compare.
 
 Run: ``.venv/bin/python -m tests.bench.bench_broker [SECONDS]``
 """
