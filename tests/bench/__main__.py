@@ -41,6 +41,7 @@ from tests.bench import (
     bench_guest_cpu,
     bench_host_cost,
     bench_latency,
+    readme,
 )
 from tests.bench.budget import SUMMARY_HEADER, Budget
 from tests.bench.rig import EmbeddedRig, MosquittoRig
@@ -221,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = Plan.of(args.quick)
     chosen = set(args.only or BENCHES)
     started = time.monotonic()
-    about = machine()
+    about = {**machine(), "lscpu_model": readme.lscpu_model()}
     print(
         f"coplay benchmark, {about['date']}, {about['cpu']} x{about['cores']}, "
         f"Python {about['python']}, Linux {about['kernel']}"
@@ -300,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = RESULTS / "summary.json"
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"wrote {path} (and one JSON per benchmark beside it)")
+    print(f"\nFor README.md's Performance section (also in {readme.write(summary)}):\n")
+    print(readme.render(summary), end="")
     return 1 if failed else 0
 
 
