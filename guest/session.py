@@ -173,8 +173,8 @@ class Session:
             self._resync = True
             self.version += 1
             self._next_hello = self._clock() + self._hello_interval
-        self._on_news()
         self._hello()
+        self._on_news()  # after the Hello: the resent pad state follows it, never precedes it
 
     def on_status(self, status: LinkStatus) -> None:
         with self._lock:

@@ -84,7 +84,7 @@ class Plan:
             )
         return cls(
             latency_s=10,
-            rest_samples=8,
+            rest_samples=10,
             freezes=20,
             guest_cpu_s=10,
             guest_cpu_warmup_s=2,

@@ -23,7 +23,13 @@ from tests.bench.drive import pad_state
 from tests.support.guest_proc import GuestProcess
 from tests.support.host_process import Line
 
-REST_S = 2.0  # the pad rests this long before each "first change after rest"
+REST_S = 2.0  # the pad rests at least this long before each "first change after rest"
+# Each rest is longer by a different fraction of this (a golden-ratio sequence), so the
+# changes land at phases spread evenly over the guest's keyframe and poll schedules; a
+# whole 2 s is a whole number of 60 Hz keyframes and 8.3 ms polls, and would hit one
+# phase every time.
+PHASE_SPREAD_S = 1 / 60
+_GOLDEN = 0.6180339887498949
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,9 @@ def match(stamps: list[Stamp], lines: list[Line]) -> tuple[list[Match], int]:
 
 
 def rest_drive(guest: GuestProcess, samples: int, first_index: int, rest_s: float = REST_S) -> int:
-    """``samples`` single changes, each after ``rest_s`` of a resting pad; the changes made."""
+    """``samples`` single changes, each after ``rest_s`` (+ a phase offset) of a resting pad."""
     for k in range(samples):
-        time.sleep(rest_s)  # the rest is the measurement's condition: nothing to await
+        offset = (k * _GOLDEN % 1.0) * PHASE_SPREAD_S
+        time.sleep(rest_s + offset)  # the rest is the measurement's condition: nothing to await
         guest.send(state=pad_state(first_index + k))
     return samples
