@@ -8,6 +8,7 @@ packet itself, on the publishing thread, when that is safe:
 
 - only PUBLISH packets (CONNECT, PINGREQ and DISCONNECT stay on the network
   thread, so the socket is opened and closed where paho expects);
+- only while connected (CONNACK received), so nothing overtakes a CONNECT;
 - only on a plain TCP socket (TLS and websocket wrappers keep per-connection
   state that the network thread also uses while it reads, so they take paho's
   path unchanged);
@@ -68,6 +69,7 @@ class DirectWriteClient(mqtt.Client):
             command & 0xF0 != _PUBLISH
             or not DIRECT_WRITE_SUPPORTED
             or self._thread is None
+            or not self.is_connected()  # not while (re)connecting: CONNECT must go first
             or not _plain_tcp(self._sock)
         ):
             rc: MQTTErrorCode = super()._packet_queue(command, packet, mid, qos, info)
