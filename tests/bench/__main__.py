@@ -15,8 +15,13 @@ asserted; the exit code is 1 only when a benchmark could not run.
 - ``broker``             each broker's CPU per message (bare paho, 500 Hz), and the
                          embedded broker's time by code under cProfile (coplay vs amqtt)
 - ``host_cost``          per-frame cost of the host's message path, in-process
-- ``guest_cpu``          guest CPU with an idle pad at 60 Hz
+- ``guest_cpu``          guest CPU with an idle pad at 60 Hz, as a ratio to a bare paho
+                         publisher at the same rate (also with the pad polled)
 - ``bytes``              bytes per Input frame against JSON
+
+At the end it prints the README's Performance block (``tests.bench.readme``):
+the latency table and the budgets, with the date, the machine (``lscpu``) and
+the load, and a warning when the machine was busy.
 """
 
 from __future__ import annotations
