@@ -43,7 +43,7 @@ from guest.sender import Sender
 from guest.session import Session
 from guest.status import LineStream, StatusReporter
 from guest.virtual import NAME, RumbleEvent, VirtualPad
-from guest.wake import PipeWaker, Waker, node_waker
+from guest.wake import WAKE_SUPPORTED, PipeWaker, Waker, node_waker
 from guest.window import PadWindow
 from relay.config import GuestConfig, load_guest_config
 from relay.entry import base_parser, config_path, json_logs, run
@@ -191,7 +191,7 @@ class Wiring:
 
         def wakers(index: int) -> Waker | None:
             """What tells the loop the pad changed: its device node, or None (poll)."""
-            if not guest.pad_wake:
+            if not guest.pad_wake or not WAKE_SUPPORTED:
                 return None
             if pad is not None:
                 return pad.listen()  # a virtual pad has no node: its pipe stands in
@@ -210,8 +210,9 @@ class Wiring:
         epoch = secrets.randbits(32)
         topics = Topics(config.link.topic_prefix, config.link.session)
         link: Link | None = None
-        wakeup = PipeWaker()  # the link's thread pokes the loop when it has news
-        self._closers.append(wakeup.close)
+        wakeup = PipeWaker() if WAKE_SUPPORTED else None  # the link's thread pokes the loop
+        if wakeup is not None:
+            self._closers.append(wakeup.close)
 
         def publish(topic: str, payload: bytes, qos: int) -> bool:
             return link is not None and link.publish(topic, payload, qos)
@@ -223,7 +224,7 @@ class Wiring:
             publish,
             name=guest.name or config.link.username,
             controller=lambda: source.controller_name,
-            on_news=wakeup.poke,
+            on_news=wakeup.poke if wakeup is not None else lambda: None,
         )
         sender = Sender(
             lambda payload: publish(session.in_topic, payload, 0),

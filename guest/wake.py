@@ -32,6 +32,9 @@ import threading
 from collections.abc import Iterable
 from typing import Final, Protocol
 
+# select(2) on pipes and device nodes: POSIX only (Windows selects sockets alone), so
+# elsewhere the guest polls the pad on a timer as it always did.
+WAKE_SUPPORTED: Final = os.name == "posix"
 DRAIN_CHUNK: Final = 4096  # bytes read per call while draining (170 evdev events)
 MAX_DRAIN_READS: Final = 64  # a node that never runs dry cannot hold the loop in drain
 
