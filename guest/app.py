@@ -2,22 +2,24 @@
 
 Everything that touches SDL runs here, on the main thread. The loop sleeps
 until the next thing is due (a keyframe, a waiting change, a Hello or Ping, a
-status refresh, or the next look at the pad). What the link's thread hands
-over (a Rumble, a reconnect) is picked up at the next wake-up, at most one
-poll interval later.
+status refresh) or until a descriptor says there is something to look at:
 
-Why the pad is polled, and how often: SDL has no blocking wait for joystick
-input (``SDL_WaitEventTimeout`` without a window, and ``pygame.event.wait``,
-pump every millisecond, which alone costs several % of a core here), so
-reading a pad means pumping SDL events. The loop pumps every ``1/max_rate_hz``
-(2 ms by default) while the pad is in use, and once it has been still for
-``idle_after_s`` (0.5 s) about every ``idle_poll_s`` (8 ms, a USB full-speed
-pad's own report interval), stretched so the keyframe interval holds a whole
-number of polls (8.3 ms at 60 Hz): every keyframe wake-up is also a poll, so an
-idle guest wakes about twice per keyframe, and a press is still seen within
-8 ms, well before the next keyframe. Plain ``time.sleep`` is the cheapest wait
-here (an Event or select costs more per wake-up), and a signal handler only
-sets a flag the loop reads.
+- the pad's waker (:attr:`guest.pad.PadSource.waker`): on Linux our own
+  descriptor on the evdev node SDL reads the pad from, readable the instant the
+  pad changes, or the virtual pad's pipe. The loop pumps SDL as soon as it is
+  readable, so a change goes out at once, and an idle pad costs no wake-ups
+  beyond the keyframes (each of which pumps SDL too, which also sees hot-plug);
+- the ``wakeup`` pipe, poked by the link's thread when something arrived that
+  this thread must act on (a Rumble, a reconnect, a final Reject).
+
+A pad with no waker (not Linux, a node we may not open, ``pad_wake = false``)
+is polled: SDL has no blocking wait for joystick input (``SDL_WaitEventTimeout``
+without a window, and ``pygame.event.wait``, pump every millisecond), so the
+loop pumps every ``1/max_rate_hz`` (2 ms by default) while the pad is in use,
+and once it has been still for ``idle_after_s`` (0.5 s) about every
+``idle_poll_s`` (8 ms, a USB full-speed pad's own report interval), stretched
+so the keyframe interval holds a whole number of polls (8.3 ms at 60 Hz). A
+signal handler only sets a flag the loop reads at its next wake-up.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from guest.pad import PadSource
 from guest.sender import Sender
 from guest.session import Session
 from guest.status import FrameRate, StatusReporter, StatusView
+from guest.wake import PipeWaker, Waiter
 from relay.errors import CoplayError
 from relay.frames import PadState
 from relay.link import LinkStatus, Message
@@ -79,6 +82,7 @@ class GuestLoop:
         idle_poll_s: float = 0.008,
         idle_after_s: float = 0.5,
         window_interval_s: float = 1 / 30,
+        wakeup: PipeWaker | None = None,
     ) -> None:
         self._source = source
         self._sender = sender
@@ -94,13 +98,18 @@ class GuestLoop:
         self._idle_poll = key / max(2, round(key / idle_poll_s))
         self._idle_after = idle_after_s
         self._window_interval = window_interval_s
+        self._wakeup = wakeup
+        self._waiter = Waiter()
+        self.wakeups = 0  # times the loop woke up (for the status and tests)
         self._stop = False
         self._fps = FrameRate()
         self._log = structlog.get_logger("guest")
 
     def stop(self) -> None:
-        """Ask the loop to end (safe from a signal handler: it only sets a flag)."""
+        """Ask the loop to end (safe from a signal handler: a flag and a byte down a pipe)."""
         self._stop = True
+        if self._wakeup is not None:
+            self._wakeup.poke()
 
     def run(self) -> None:
         """Run until stopped; Bye is the last frame. Raises the link's or session's failure."""
@@ -118,16 +127,29 @@ class GuestLoop:
         next_draw = math.inf if self._window is None else -math.inf
         seen: tuple[int, str | None] | None = None
         source, sender, session = self._source, self._sender, self._session
+        wakeup, waiter = self._wakeup, self._waiter
+        wakeup_fd = -1 if wakeup is None else wakeup.fileno()
         while not self._stop:
             now = self._clock()
             work_at = min(sender.next_due(), session.next_due(), self._status.next_due(), next_draw)
-            poll_every = (
-                self._active_poll if now - last_change < self._idle_after else self._idle_poll
-            )
-            due = min(work_at, last_poll + poll_every)
+            waker = source.waker
+            if waker is not None:
+                due = work_at  # the pad's node says when it changed: no polling
+            else:
+                poll_every = (
+                    self._active_poll if now - last_change < self._idle_after else self._idle_poll
+                )
+                due = min(work_at, last_poll + poll_every)
             if due > now:
-                self._sleep(due - now)
+                waiter.watch((-1 if waker is None else waker.fileno(), wakeup_fd))
+                if waiter.watching:
+                    ready = waiter.wait(due - now)
+                    if wakeup is not None and wakeup_fd in ready:
+                        wakeup.drain()
+                else:
+                    self._sleep(due - now)
                 now = self._clock()
+            self.wakeups += 1
             states = source.poll()
             last_poll = now
             if states:

@@ -34,12 +34,21 @@ import structlog
 from guest.app import GuestLoop
 from guest.join import explain, join, link_settings
 from guest.pad import PygamePadSource, Selection, list_devices
-from guest.script import ENV_SCRIPT, ScriptRunner, demo_pattern, load_script, stdin_commands
+from guest.script import (
+    ENV_SCRIPT,
+    ENV_STAMPS,
+    ScriptRunner,
+    StampLog,
+    demo_pattern,
+    load_script,
+    stdin_commands,
+)
 from guest.sdl import SDL, init_pygame, load_sdl
 from guest.sender import Sender
 from guest.session import Session
 from guest.status import LineStream, StatusReporter
 from guest.virtual import NAME, RumbleEvent, VirtualPad
+from guest.wake import WAKE_SUPPORTED, PipeWaker, Waker, node_waker
 from guest.window import PadWindow
 from relay.config import (
     GuestConfig,
@@ -227,20 +236,35 @@ class Wiring:
         self._closers.append(pygame.quit)
         sdl = load_sdl(pygame)
         selection = Selection.parse(self.source_text)
+
+        pad: VirtualPad | None = None
         if self.source_text.strip().lower() == "virtual":
-            selection = self._virtual(sdl)
+            selection, pad = self._virtual(sdl)
+
+        def wakers(index: int) -> Waker | None:
+            """What tells the loop the pad changed: its device node, or None (poll)."""
+            if not guest.pad_wake or not WAKE_SUPPORTED:
+                return None
+            if pad is not None:
+                return pad.listen()  # a virtual pad has no node: its pipe stands in
+            return node_waker(sdl.device_path(index))
+
         source = PygamePadSource(
             pygame,
             sdl,
             selection,
             deadzone=guest.deadzone,
             rumble_cap_ms=guest.rumble_cap_ms,
+            wakers=wakers,
         )
         self._closers.append(source.close)
 
         epoch = secrets.randbits(32)
         topics = Topics(config.link.topic_prefix, config.link.session)
         link: Link | None = None
+        wakeup = PipeWaker() if WAKE_SUPPORTED else None  # the link's thread pokes the loop
+        if wakeup is not None:
+            self._closers.append(wakeup.close)
 
         def publish(topic: str, payload: bytes, qos: int) -> bool:
             return link is not None and link.publish(topic, payload, qos)
@@ -255,6 +279,7 @@ class Wiring:
             name=guest.name or config.link.username,
             controller=lambda: source.controller_name,
             waiting=lambda: retry_text(credentials),
+            on_news=wakeup.poke if wakeup is not None else lambda: None,
         )
         sender = Sender(
             lambda payload: publish(session.in_topic, payload, 0),
@@ -294,16 +319,21 @@ class Wiring:
             window=window,
             quit_requested=lambda: self.stop.requested or source.quit_requested,
             active_poll_s=min(max(1.0 / guest.max_rate_hz, 0.001), 0.008),
+            wakeup=wakeup,
         )
         loop.run()
         self.log.info("guest_stopped", frames=sender.frames, epoch=epoch)
         return 0
 
-    def _virtual(self, sdl: SDL) -> Selection:
+    def _virtual(self, sdl: SDL) -> tuple[Selection, VirtualPad]:
         def rumbled(event: RumbleEvent) -> None:
             self.log.info("virtual_rumble", low=event.low, high=event.high)
 
-        pad = VirtualPad(sdl, on_rumble=rumbled)
+        stamps_path = os.environ.get(ENV_STAMPS, "")
+        stamps = StampLog(Path(stamps_path)) if stamps_path else None
+        if stamps is not None:
+            self._closers.append(stamps.close)  # runs last: after the pad stopped changing
+        pad = VirtualPad(sdl, on_rumble=rumbled, on_change=stamps)
         pad.attach()
         self._closers.append(pad.detach)
         script = os.environ.get(ENV_SCRIPT, "")
@@ -319,7 +349,7 @@ class Wiring:
         runner.start()
         self._closers.append(runner.stop)
         self.log.info("virtual_pad_attached", name=NAME, script=script or "demo")
-        return Selection("name", NAME)
+        return Selection("name", NAME), pad
 
     def _window(self, pygame: ModuleType) -> PadWindow | None:
         if not self.window:

@@ -7,6 +7,12 @@ the states that must go out, in order: usually none or one (all changes in the
 batch coalesced), but a button pressed and released within one batch gives two,
 so a short tap is never lost.
 
+Waking on a change: :attr:`PadSource.waker` is a descriptor that becomes
+readable when the open pad changes (see :mod:`guest.wake`): by default our own
+descriptor on the device node SDL reads the pad from (Linux evdev, the path
+from ``SDL_JoystickPathForIndex``), or what ``wakers`` gives for a device (the
+virtual pad's pipe). None means nothing can tell, and the loop polls.
+
 Hot-plug: when the pad is unplugged the state goes neutral at once (and the
 source looks for another pad that fits); when a fitting pad appears it is
 opened and its state read. :class:`Selection` says which pad fits: ``auto``
@@ -17,6 +23,7 @@ opened and its state read. :class:`Selection` says which pad fits: ``auto``
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal, Protocol
@@ -25,6 +32,7 @@ import structlog
 
 from guest.padstate import apply_deadzone, with_axis, with_button
 from guest.sdl import SDL
+from guest.wake import Waker, node_waker
 from relay.frames import NEUTRAL, Button, PadState
 
 N_CONTROLLER_BUTTONS = max(Button) + 1
@@ -43,6 +51,11 @@ class PadSource(Protocol):
     @property
     def controller_name(self) -> str | None:
         """The open pad's name, or None while there is none."""
+        ...
+
+    @property
+    def waker(self) -> Waker | None:
+        """Readable when the open pad changed; None when only polling can tell."""
         ...
 
     def poll(self) -> list[PadState]:
@@ -132,6 +145,7 @@ class PygamePadSource:
         *,
         deadzone: float = 0.0,
         rumble_cap_ms: int = 2000,
+        wakers: Callable[[int], Waker | None] | None = None,
     ) -> None:
         self._pg = pygame
         self._controllers: Any = pygame._sdl2.controller
@@ -139,6 +153,8 @@ class PygamePadSource:
         self.selection = selection
         self._deadzone = deadzone
         self._rumble_cap_ms = rumble_cap_ms
+        self._wakers = wakers or (lambda index: node_waker(sdl.device_path(index)))
+        self._waker: Waker | None = None
         self._log = structlog.get_logger("guest.pad")
         self._controller: Any = None
         self._instance: int | None = None
@@ -168,7 +184,15 @@ class PygamePadSource:
     def controller_name(self) -> str | None:
         return self._name
 
+    @property
+    def waker(self) -> Waker | None:
+        return self._waker
+
     def poll(self) -> list[PadState]:
+        waker = self._waker
+        if waker is not None and not waker.drain():  # drain before the pump: none is missed
+            waker.close()
+            self._waker = None  # the node is gone; SDL reports the removal in this pump
         try:
             events = self._pg.event.get()
         except (SystemError, KeyError) as exc:
@@ -289,8 +313,22 @@ class PygamePadSource:
         self._instance = int(self._sdl.SDL_JoystickGetDeviceInstanceID(index))
         self._name = device.name or f"controller {index}"
         self._raw = raw
-        self._log.info("pad_opened", index=index, name=self._name, guid=device.guid)
+        self._waker = self._open_waker(index)
+        self._log.info(
+            "pad_opened",
+            index=index,
+            name=self._name,
+            guid=device.guid,
+            wake="node" if self._waker is not None else "poll",
+        )
         return True
+
+    def _open_waker(self, index: int) -> Waker | None:
+        try:
+            return self._wakers(index)
+        except Exception as exc:  # a broken waker must not cost the pad: poll instead
+            self._log.warning("pad_wake_unavailable", index=index, error=str(exc))
+            return None
 
     def _read(self, controller: Any) -> PadState:
         state = NEUTRAL
@@ -302,6 +340,9 @@ class PygamePadSource:
         return state
 
     def _close_controller(self, why: str) -> None:
+        waker, self._waker = self._waker, None
+        if waker is not None:
+            waker.close()
         controller, self._controller = self._controller, None
         if controller is None:
             return

@@ -11,6 +11,12 @@ SDL numbers. ``COPLAY_VIRTUAL_SCRIPT`` chooses the script for ``--source
 virtual``: unset, the demo pattern (stick sweeps, taps, holds) loops forever; a
 path plays that file once and the pad keeps its last state; ``-`` reads commands
 from stdin as they come (tests drive a guest process this way).
+
+``COPLAY_VIRTUAL_STAMPS=PATH`` (for the benchmark) records the instant of each
+pad change (``time.monotonic_ns()``, the host's clock on the same machine) and
+the state it made, and writes them to PATH as JSON lines when the guest stops:
+``{"t_ns": ..., "buttons": ..., "axes": [lx, ly, rx, ry, lt, rt]}``, the same
+content as the host's jsonl sink, so the two can be matched.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +38,8 @@ from relay.errors import ConfigError
 from relay.frames import AXIS_MAX, TRIGGER_MAX, Button, PadState
 
 ENV_SCRIPT: Final = "COPLAY_VIRTUAL_SCRIPT"
+ENV_STAMPS: Final = "COPLAY_VIRTUAL_STAMPS"
+MAX_STAMPS: Final = 200_000  # changes recorded at most (about 28 min at 120 Hz); then no more
 
 Action = Literal["press", "release", "tap", "axis", "state", "sleep", "detach", "attach"]
 
@@ -169,6 +178,31 @@ def stdin_commands(stream: TextIO, on_error: Callable[[str], None]) -> Iterator[
             continue
         if command is not None:
             yield command
+
+
+class StampLog:
+    """The instant of each virtual pad change and its state, written out at :meth:`close`.
+
+    Kept in memory while the guest runs: recording is a clock read and a list
+    append on the thread that changed the pad, no system call that could hand
+    the GIL to the loop thread before the stamp is taken.
+    """
+
+    def __init__(self, path: Path, limit: int = MAX_STAMPS) -> None:
+        self.path = path
+        self._limit = limit
+        self._stamps: list[tuple[int, PadState]] = []
+
+    def __call__(self, state: PadState) -> None:
+        if len(self._stamps) < self._limit:
+            self._stamps.append((time.monotonic_ns(), state))
+
+    def close(self) -> None:
+        lines = [
+            json.dumps({"t_ns": t, "buttons": s.buttons, "axes": list(s.axes)})
+            for t, s in self._stamps
+        ]
+        self.path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
 class ScriptRunner:

@@ -84,6 +84,12 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
 }
 
 
+# Newer than the oldest SDL that pygame 2.5 bundles: used only where the library has them.
+_OPTIONAL_PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
+    "SDL_JoystickPathForIndex": (ctypes.c_char_p, [ctypes.c_int]),  # SDL 2.24
+}
+
+
 class SDL:
     """The few SDL functions coplay calls directly, typed."""
 
@@ -94,6 +100,12 @@ class SDL:
             function = getattr(lib, name)
             function.restype = restype
             function.argtypes = argtypes
+        for name, (restype, argtypes) in _OPTIONAL_PROTOTYPES.items():
+            function = getattr(lib, name, None)
+            if function is not None:
+                function.restype = restype
+                function.argtypes = argtypes
+        self._path_for_index = getattr(lib, "SDL_JoystickPathForIndex", None)
 
     def error(self) -> str:
         raw: bytes | None = self._lib.SDL_GetError()
@@ -107,6 +119,13 @@ class SDL:
         buffer = ctypes.create_string_buffer(33)
         self._lib.SDL_JoystickGetGUIDString(self._lib.SDL_JoystickGetDeviceGUID(index), buffer, 33)
         return buffer.value.decode("ascii", "replace")
+
+    def device_path(self, index: int) -> str | None:
+        """The device node SDL reads joystick ``index`` from (``/dev/input/eventN``), if any."""
+        if self._path_for_index is None:
+            return None
+        raw: bytes | None = self._path_for_index(index)
+        return raw.decode("utf-8", "replace") if raw else None
 
     def __getattr__(self, name: str) -> Any:
         if name not in _PROTOTYPES:

@@ -5,8 +5,12 @@ bool``; the main loop feeds it the states a pad source reports
 (:meth:`Sender.offer`), wakes at :meth:`Sender.next_due` and calls
 :meth:`Sender.pump`.
 
-- A change goes out at once, unless a frame went out less than
-  ``1/max_rate_hz`` ago; then it waits for that gap, it is never dropped.
+- A change goes out at once, unless a change went out less than
+  ``1/max_rate_hz`` ago; then it waits for that gap, it is never dropped. A
+  keyframe never delays a change: keyframes go out only after ``1/rate_hz``
+  without one, so frames stay within ``max_rate_hz`` while the pad moves (and
+  within ``max_rate_hz + rate_hz`` a second in any case), and the first press
+  after a rest is not held back because a keyframe happened to leave just before.
   Waiting changes that differ only in the sticks are coalesced (the newest
   wins); a button edge is never coalesced away, so a press and its release each
   get a frame however short the tap.
@@ -56,7 +60,7 @@ class Sender:
         self._pending: deque[PadState] = deque()
         self._current = NEUTRAL
         self._last_sent = NEUTRAL  # last state handed to publish
-        self._last_at = -math.inf  # when
+        self._last_at = -math.inf  # when the last change (not keyframe) was handed out
         self._next_key = -math.inf  # the first pump sends at once
         self.seq = 0  # of the last frame published
         self.frames = 0  # published (publish returned True)
@@ -103,6 +107,7 @@ class Sender:
             if now < self._last_at + self.min_interval:
                 return False
             self._send(self._pending.popleft(), now)
+            self._last_at = now
             self._next_key = now + self.key_interval
             return True
         if now < self._next_key:
@@ -116,7 +121,6 @@ class Sender:
 
     def _send(self, state: PadState, now: float) -> None:
         self._last_sent = state
-        self._last_at = now
         seq = (self.seq + 1) % WRAP
         payload = self._codec.encode(Input.of(self.epoch, seq, self._stamp(), state))
         if self._publish(payload):

@@ -11,7 +11,9 @@
   ``SEAT_TAKEN`` are not: the guest says why it waits and keeps asking once a
   second, and its inputs keep flowing, so the first free seat is taken (an Input
   from an allowed user takes a free seat).
-- Rumble is queued for the main thread, which owns the pad.
+- Rumble is queued for the main thread, which owns the pad; ``on_news`` (the
+  main loop's wake-up pipe) is called whenever something arrived that the main
+  thread must act on (a Rumble, a reconnect, a final Reject).
 - HostState (retained) says whether the host is online; offline means the seat
   is gone until a new Welcome.
 
@@ -118,6 +120,7 @@ class Session:
         hello_interval: float = 1.0,
         ping_interval: float = 1.0,
         waiting: Callable[[], str] = lambda: "",
+        on_news: Callable[[], None] = lambda: None,
     ) -> None:
         self.user = user
         self._waiting = waiting  # why the link is not up yet, e.g. "token API unreachable (...)"
@@ -133,6 +136,7 @@ class Session:
         self._stamp = stamp
         self._hello_interval = hello_interval
         self._ping_interval = ping_interval
+        self._on_news = on_news
         self._log = structlog.get_logger("guest.session").bind(user=user, epoch=epoch)
 
         self._lock = threading.Lock()
@@ -173,6 +177,7 @@ class Session:
             self.version += 1
             self._next_hello = self._clock() + self._hello_interval
         self._hello()
+        self._on_news()  # after the Hello: the resent pad state follows it, never precedes it
 
     def on_status(self, status: LinkStatus) -> None:
         with self._lock:
@@ -206,6 +211,7 @@ class Session:
             case Rumble():
                 with self._lock:
                     self._rumbles.append(frame)
+                self._on_news()
             case _:
                 pass
 
@@ -236,6 +242,8 @@ class Session:
                 )
             else:
                 self._note = f"waiting for a seat ({text})"
+        if known in FINAL_REJECTS:
+            self._on_news()
         self._log.warning("rejected", code=label, reason=reason, final=known in FINAL_REJECTS)
 
     def _host_state(self, state: HostState) -> None:
@@ -287,7 +295,7 @@ class Session:
     @property
     def news(self) -> bool:
         """Something arrived that the main thread must act on (read without the lock)."""
-        return bool(self._rumbles) or self._resync
+        return bool(self._rumbles) or self._resync or self.fatal is not None
 
     def take_rumbles(self) -> list[Rumble]:
         if not self._rumbles:  # the common case, without the lock

@@ -8,6 +8,12 @@ the GameController mapping itself: joystick button ``i`` is controller button
 so they reach the guest through exactly the path a real pad takes. Rumble asked
 of the pad calls back into :meth:`VirtualPad._rumble`, which records it.
 
+A virtual pad has no device node, so it stands in for one: :meth:`VirtualPad.listen`
+gives a reader its own pipe that each change makes readable (after the SDL
+state is set), as the kernel makes an evdev node readable when a real pad
+moves, and ``on_change`` hears each new state at that instant (the benchmark
+stamps pad changes with it).
+
 Values use GameController ranges (sticks -32768..32767, triggers 0..32767); a
 trigger is stored on the joystick axis as -32768..32767 (SDL's convention) and
 converted so the controller reads back exactly the value set. SDL 2.28 maps
@@ -37,6 +43,7 @@ from guest.sdl import (
     RumbleCallback,
     VirtualJoystickDesc,
 )
+from guest.wake import Listeners, Waker
 from relay.errors import DeviceError
 from relay.frames import Button, PadState
 
@@ -89,10 +96,14 @@ class VirtualPad:
         *,
         name: str = NAME,
         on_rumble: Callable[[RumbleEvent], None] | None = None,
+        on_change: Callable[[PadState], None] | None = None,
     ) -> None:
         self._sdl = sdl
         self.name = name
         self._on_rumble = on_rumble
+        self._on_change = on_change
+        self._listeners = Listeners()
+        self._batch = 0  # > 0 inside set_state: one wake-up for the whole state
         self._lock = threading.RLock()
         # Its own lock: SDL calls _rumble while holding its joystick lock, which a thread
         # holding self._lock may be waiting for.
@@ -160,8 +171,21 @@ class VirtualPad:
                 self._sdl.SDL_JoystickDetachVirtual(index)
             self._sdl.SDL_JoystickClose(handle)
             self._state = PadState()
+            self._listeners.poke()  # as an unplugged node turns readable: look now
 
     close = detach
+
+    def listen(self) -> Waker:
+        """A descriptor of its own that becomes readable on every change (close it when done)."""
+        return self._listeners.listen()
+
+    def _changed_now(self) -> None:
+        """The SDL state is set: tell whoever listens (called with the lock held)."""
+        if self._batch:
+            return
+        if self._on_change is not None:
+            self._on_change(self._state)
+        self._listeners.poke()
 
     def _device_index(self, instance: int | None) -> int | None:
         for index in range(int(self._sdl.SDL_NumJoysticks())):
@@ -184,6 +208,7 @@ class VirtualPad:
             bit = 1 << int(button)
             buttons = self._state.buttons | bit if pressed else self._state.buttons & ~bit
             self._state = self._state._replace(buttons=buttons)
+            self._changed_now()
 
     def set_axis(self, axis: PadAxis | int, value: int) -> None:
         """Set an axis in GameController range (sticks -32768..32767, triggers 0..32767)."""
@@ -197,18 +222,25 @@ class VirtualPad:
             axes = list(self._state.axes)
             axes[axis] = value
             self._state = PadState(self._state.buttons, *axes)
+            self._changed_now()
 
     def set_state(self, state: PadState) -> None:
         """Make the whole pad ``state`` (only what differs is set)."""
         with self._lock:
             old = self._state
-            for button in Button:
-                bit = 1 << button
-                if (old.buttons ^ state.buttons) & bit:
-                    self.set_button(button, bool(state.buttons & bit))
-            for axis, (before, after) in enumerate(zip(old.axes, state.axes, strict=True)):
-                if before != after:
-                    self.set_axis(axis, after)
+            self._batch += 1
+            try:
+                for button in Button:
+                    bit = 1 << button
+                    if (old.buttons ^ state.buttons) & bit:
+                        self.set_button(button, bool(state.buttons & bit))
+                for axis, (before, after) in enumerate(zip(old.axes, state.axes, strict=True)):
+                    if before != after:
+                        self.set_axis(axis, after)
+            finally:
+                self._batch -= 1
+            if self._state != old:
+                self._changed_now()
 
     def _require(self) -> int:
         if self._handle is None:

@@ -210,6 +210,7 @@ class GuestSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     deadzone: Annotated[float, Meta(ge=0.0, lt=1.0)] = 0.0
     rumble_cap_ms: Annotated[int, Meta(ge=1, le=10_000)] = 2000
     window: bool = False
+    pad_wake: bool = True  # wake on the pad's device node (Linux); false: poll the pad
 
     def __post_init__(self) -> None:
         if not self.source:

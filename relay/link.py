@@ -13,6 +13,9 @@ running its own network thread (``connect_async`` + ``loop_start``):
   fetch never stalls publishing. When the broker refuses the password, the next
   attempt asks the source for fresh credentials; after ``max_auth_retries``
   refusals in a row the link gives up (state REFUSED, ``failure`` an AuthError).
+- A publish on a plain TCP connection is written on the publishing thread
+  (:class:`~relay.mqttclient.DirectWriteClient`), without a wake-up of paho's
+  network thread.
 - Subscriptions are restored after every connect, then ``on_connect`` runs, then
   the state becomes CONNECTED.
 - ``publish`` never queues: while not connected it returns False at once (a stale
@@ -45,6 +48,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from relay.config import BROKER_SCHEMES, LinkSettings
 from relay.errors import AuthError, ConfigError, CoplayError
 from relay.logs import Throttle
+from relay.mqttclient import DirectWriteClient
 from relay.tokens import Credentials, CredentialSource
 
 
@@ -215,7 +219,7 @@ class Link:
         address = BrokerAddress.parse(settings.broker_url)
         self._address = address
         v5 = settings.mqtt_version == "5"
-        client = mqtt.Client(
+        client = DirectWriteClient(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             clean_session=None if v5 else True,

@@ -56,6 +56,8 @@ from relay.service.revocation import GRANT_ATTR, GrantCheck, disconnect_grants, 
 from relay.topics import Acl, filter_covers, topic_matches
 
 _ACL_ATTR: Final = "coplay_acl"
+_ACL_CACHE_ATTR: Final = "coplay_acl_cache"
+ACL_CACHE_MAX: Final = 64  # decisions remembered per session (then forgotten and relearnt)
 _REFUSED_ATTR: Final = "coplay_refusal"
 SESSION_EXPIRY_S: Final = 3600
 
@@ -88,6 +90,24 @@ def allowed(rules: Acl, action: str, topic: str) -> bool:
     if action == Action.RECEIVE:
         return any(topic_matches(f, topic) for f in rules.sub)
     return False
+
+
+def allowed_cached(session: Any, rules: Acl, action: str, topic: str) -> bool:
+    """:func:`allowed`, remembered per session (a guest publishes to one topic all along).
+
+    The cache belongs to the ACL it was filled for: a reconnect that pins a new
+    ACL to the session starts a new one. At most ``ACL_CACHE_MAX`` entries.
+    """
+    held = getattr(session, _ACL_CACHE_ATTR, None)
+    if held is None or held[0] is not rules or len(held[1]) >= ACL_CACHE_MAX:
+        held = (rules, {})
+        setattr(session, _ACL_CACHE_ATTR, held)
+    decisions: dict[tuple[str, str], bool] = held[1]
+    key = (action, topic)
+    ok = decisions.get(key)
+    if ok is None:
+        ok = decisions[key] = allowed(rules, action, topic)
+    return ok
 
 
 class JwtAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
@@ -176,10 +196,14 @@ class AclTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
     async def topic_filtering(
         self, *, session: Any = None, topic: str | None = None, action: Any = None
     ) -> bool | None:
+        return self.check(session, topic, action)
+
+    def check(self, session: Any, topic: str | None, action: Any) -> bool:
+        """The ACL decision (also called directly by :class:`CoplayBroker`, without a task)."""
         rules = session_acl(session)
         if rules is None or topic is None or action is None:
             return False
-        ok = allowed(rules, action, topic)
+        ok = allowed_cached(session, rules, action, topic)
         if not ok and action != Action.RECEIVE:
             key = str(action)  # a fixed set of keys: never text a client chose
             if self._throttle.allow(key):
@@ -214,6 +238,16 @@ class CoplayBroker(BrokerLimitsMixin, Broker):  # type: ignore[misc]
     def __init__(self, config: dict[str, Any], limits: BrokerLimits | None = None) -> None:
         super().__init__(config)
         self.coplay_init(limits or BrokerLimits(), _pub_filters)
+
+    async def _topic_filtering(self, session: Any, topic: str, action: Action) -> bool:
+        # With our ACL plugin the only topic plugin, ask it directly: amqtt's plugin manager
+        # would run it as a task of its own and gather it, on every publish and every delivery.
+        plugins = getattr(self.plugins_manager, "_topic_plugins", None)
+        only = plugins[0] if isinstance(plugins, list) and len(plugins) == 1 else None
+        if isinstance(only, AclTopicPlugin):
+            return only.check(session, topic, action)
+        result: bool = await super()._topic_filtering(session, topic, action)
+        return result
 
     async def _initialize_client_session(
         self, reader: Any, writer: Any, remote_address: str, remote_port: int

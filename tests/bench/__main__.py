@@ -7,12 +7,21 @@ X"), writes JSON per benchmark and ``summary.json`` to ``tests/bench/results/``,
 and stops every process it started. A missed budget is reported, never
 asserted; the exit code is 1 only when a benchmark could not run.
 
-- ``latency_mosquitto``  guest -> host sink at 120 Hz via Mosquitto, beside bare paho
+- ``latency_mosquitto``  guest -> host sink at 120 Hz via Mosquitto, beside bare paho:
+                         from the send stamp and from the pad change, steady and
+                         after 2 s of rest, also with the pad polled (``pad_wake = false``)
 - ``freeze``             SIGSTOP'd guest -> pad neutral, 20 freezes (via Mosquitto)
-- ``latency_embedded``   the same latency via the embedded broker, token flow
+- ``latency_embedded``   the same latencies via the embedded broker, token flow
+- ``broker``             each broker's CPU per message (bare paho, 500 Hz), and the
+                         embedded broker's time by code under cProfile (coplay vs amqtt)
 - ``host_cost``          per-frame cost of the host's message path, in-process
-- ``guest_cpu``          guest CPU with an idle pad at 60 Hz
+- ``guest_cpu``          guest CPU with an idle pad at 60 Hz, as a ratio to a bare paho
+                         publisher at the same rate (also with the pad polled)
 - ``bytes``              bytes per Input frame against JSON
+
+At the end it prints the README's Performance block (``tests.bench.readme``):
+the latency table and the budgets, with the date, the machine (``lscpu``) and
+the load, and a warning when the machine was busy.
 """
 
 from __future__ import annotations
@@ -31,11 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import (
+    bench_broker,
     bench_bytes,
     bench_freeze,
     bench_guest_cpu,
     bench_host_cost,
     bench_latency,
+    readme,
 )
 from tests.bench.budget import SUMMARY_HEADER, Budget
 from tests.bench.rig import EmbeddedRig, MosquittoRig
@@ -43,25 +54,47 @@ from tests.bench.stats import RESULTS, machine, table, write_json
 from tests.support.mosquitto import Mosquitto
 from tests.support.relay_service import RelayService
 
-BENCHES = ("latency_mosquitto", "freeze", "latency_embedded", "host_cost", "guest_cpu", "bytes")
+BENCHES = (
+    "latency_mosquitto",
+    "freeze",
+    "latency_embedded",
+    "broker",
+    "host_cost",
+    "guest_cpu",
+    "bytes",
+)
 
 
 @dataclass(frozen=True)
 class Plan:
     latency_s: float
+    rest_samples: int
     freezes: int
     guest_cpu_s: float
     guest_cpu_warmup_s: float
     host_frames: int
+    broker_s: float
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
             return cls(
-                latency_s=3, freezes=5, guest_cpu_s=3, guest_cpu_warmup_s=1, host_frames=3000
+                latency_s=3,
+                rest_samples=3,
+                freezes=5,
+                guest_cpu_s=3,
+                guest_cpu_warmup_s=1,
+                host_frames=3000,
+                broker_s=2,
             )
         return cls(
-            latency_s=15, freezes=20, guest_cpu_s=10, guest_cpu_warmup_s=2, host_frames=20000
+            latency_s=10,
+            rest_samples=10,
+            freezes=20,
+            guest_cpu_s=10,
+            guest_cpu_warmup_s=2,
+            host_frames=20000,
+            broker_s=5,
         )
 
 
@@ -92,36 +125,24 @@ def embedded(workdir: Path) -> Iterator[EmbeddedRig]:
 def guest_cpu(plan: Plan) -> dict[str, Any]:
     """``bench_guest_cpu.run`` with its table and a Budget."""
     result = bench_guest_cpu.run(plan.guest_cpu_s, plan.guest_cpu_warmup_s)
+    bare = result["bare_paho_publisher"]
     budget = Budget(
         "guest CPU, idle pad",
-        f"CPU at {result['rate_hz']} Hz, % of one core",
-        result["cpu_percent"],
-        result["budget_percent"],
-        "%",
+        f"CPU at {result['rate_hz']} Hz / bare paho publisher's "
+        f"({result['cpu_percent']:.2f} % vs {bare['cpu_percent']:.2f} % of a core)",
+        result["ratio_to_bare"],
+        result["budget_ratio"],
+        "x",
     )
-    bare = result["bare_paho_publisher"]
     print(
         table(
             f"Guest CPU, idle virtual pad, {result['rate_hz']} Hz keyframes via Mosquitto "
-            f"({result['seconds']} s window)",
-            ["process", "frames/s", "CPU s", "CPU % of one core"],
-            [
-                [
-                    "coplay-guest",
-                    result["frames_per_s"],
-                    result["cpu_seconds"],
-                    result["cpu_percent"],
-                ],
-                [
-                    "bare paho publisher (floor)",
-                    float(result["rate_hz"]),
-                    bare["cpu_seconds"],
-                    bare["cpu_percent"],
-                ],
-            ],
+            f"({result['seconds']} s window each, one after the other)",
+            ["process", "seconds", "frames/s", "CPU s", "CPU % of one core"],
+            bench_guest_cpu.rows(result),
         )
     )
-    print(f"  CPU: {budget.value:.2f} % ({budget.limit_text()}) -> {budget.verdict()}")
+    print(f"  {budget.measure}: {budget.value:.2f} x ({budget.limit_text()}) -> {budget.verdict()}")
     write_json("guest_cpu", {"guest_cpu": result, "budgets": [budget.as_dict()]})
     return {**result, "budget_objects": [budget]}
 
@@ -131,26 +152,44 @@ def info_rows(results: dict[str, dict[str, Any]]) -> list[list[Any]]:
     rows: list[list[Any]] = []
     for name in ("latency_mosquitto", "latency_embedded"):
         r = results.get(name)
-        if r:
-            c, b = r["coplay_us"], r["bare_paho_us"]
+        if not r:
+            continue
+        figures = [
+            ("bare paho", r["bare_paho_us"]),
+            ("send stamp -> sink", r["coplay_us"]),
+            ("pad change -> sink", r["pad_change_us"]),
+            ("pad change -> sink after rest", r["pad_change_rest_us"]),
+        ]
+        if r.get("polled"):
+            figures += [
+                ("pad change -> sink, polled pad", r["polled"]["pad_change_us"]),
+                ("pad change -> sink after rest, polled pad", r["polled"]["pad_change_rest_us"]),
+            ]
+        for what, s in figures:
             rows.append(
                 [
                     f"latency via {r['broker']}",
-                    "p50 / p99 / p99.9 / max, coplay",
-                    _ms(c["p50"], c["p99"], c["p99.9"], c["max"]) + f" (n={int(c['n'])})",
+                    f"{what}: p50 / p99 / p99.9 / max",
+                    _ms(s["p50"], s["p99"], s["p99.9"], s["max"]) + f" (n={int(s['n'])})",
                     "-",
                     "info",
                 ]
             )
-            rows.append(
-                [
-                    f"latency via {r['broker']}",
-                    "p50 / p99 / p99.9 / max, bare paho",
-                    _ms(b["p50"], b["p99"], b["p99.9"], b["max"]) + f" (n={int(b['n'])})",
-                    "-",
-                    "info",
-                ]
-            )
+    r = results.get("broker")
+    if r:
+        m, e = r["mosquitto"], r["embedded"]
+        split = r["profile_split_percent"]
+        rows.append(
+            [
+                "broker CPU per message",
+                "bare paho at 500 Hz: Mosquitto vs embedded",
+                f"{m['broker_cpu_us_per_message']:.0f} us vs {e['broker_cpu_us_per_message']:.0f}"
+                f" us; embedded busy time: coplay {split.get('coplay (relay.*)', 0):g} %, amqtt "
+                f"{split.get('amqtt', 0):g} %, asyncio {split.get('asyncio', 0):g} %",
+                "-",
+                "info",
+            ]
+        )
     r = results.get("bytes")
     if r:
         rows.append(
@@ -188,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = Plan.of(args.quick)
     chosen = set(args.only or BENCHES)
     started = time.monotonic()
-    about = machine()
+    about = {**machine(), "lscpu_model": readme.lscpu_model()}
     print(
         f"coplay benchmark, {about['date']}, {about['cpu']} x{about['cores']}, "
         f"Python {about['python']}, Linux {about['kernel']}"
@@ -221,15 +260,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             with mosquitto(work / "mosquitto") as rig:
                 attempt(
                     "latency_mosquitto",
-                    lambda: bench_latency.run(rig, work / "lat-mosquitto", plan.latency_s),
+                    lambda: bench_latency.run(
+                        rig, work / "lat-mosquitto", plan.latency_s, plan.rest_samples, polled=True
+                    ),
                 )
                 attempt("freeze", lambda: bench_freeze.run(rig, work / "freeze", plan.freezes))
         if "latency_embedded" in chosen:
             with embedded(work / "relay") as relay:
                 attempt(
                     "latency_embedded",
-                    lambda: bench_latency.run(relay, work / "lat-embedded", plan.latency_s),
+                    lambda: bench_latency.run(
+                        relay, work / "lat-embedded", plan.latency_s, plan.rest_samples
+                    ),
                 )
+        attempt("broker", lambda: bench_broker.run(work / "broker", plan.broker_s))
         attempt("host_cost", lambda: bench_host_cost.run(plan.host_frames))
         attempt("guest_cpu", lambda: guest_cpu(plan))
         attempt("bytes", bench_bytes.run)
@@ -262,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = RESULTS / "summary.json"
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"wrote {path} (and one JSON per benchmark beside it)")
+    print(f"\nFor README.md's Performance section (also in {readme.write(summary)}):\n")
+    print(readme.render(summary), end="")
     return 1 if failed else 0
 
 

@@ -47,7 +47,17 @@ class Rig(Protocol):
 
     def host(self, workdir: Path, place: Place, *, stale_ms: int = 250) -> HostProcess: ...
 
-    def guest(self, workdir: Path, place: Place, *, rate_hz: int = 60) -> GuestProcess: ...
+    def guest(
+        self,
+        workdir: Path,
+        place: Place,
+        *,
+        rate_hz: int = 60,
+        env: dict[str, str] | None = None,
+        extra: str = "",
+    ) -> GuestProcess:
+        """A guest process; ``env`` added to its environment, ``extra`` to its [guest] section."""
+        ...
 
     def logins(self) -> tuple[Login, Login]:
         """(publisher as the guest user, subscriber as the host user) for the baseline."""
@@ -76,7 +86,15 @@ class MosquittoRig:
             stale_ms=stale_ms,
         )
 
-    def guest(self, workdir: Path, place: Place, *, rate_hz: int = 60) -> GuestProcess:
+    def guest(
+        self,
+        workdir: Path,
+        place: Place,
+        *,
+        rate_hz: int = 60,
+        env: dict[str, str] | None = None,
+        extra: str = "",
+    ) -> GuestProcess:
         workdir.mkdir(parents=True, exist_ok=True)
         config = write_guest_config(
             workdir / "guest.toml",
@@ -84,8 +102,9 @@ class MosquittoRig:
             place.prefix,
             session=place.session,
             rate_hz=rate_hz,
+            extra=extra,
         )
-        return GuestProcess(config, self.broker.passwords[GUEST], workdir)
+        return GuestProcess(config, self.broker.passwords[GUEST], workdir, env=env)
 
     def logins(self) -> tuple[Login, Login]:
         pw = self.broker.passwords
@@ -142,7 +161,15 @@ class EmbeddedRig:
             app_client_secret=self.relay.client_secret,
         )
 
-    def guest(self, workdir: Path, place: Place, *, rate_hz: int = 60) -> GuestProcess:
+    def guest(
+        self,
+        workdir: Path,
+        place: Place,
+        *,
+        rate_hz: int = 60,
+        env: dict[str, str] | None = None,
+        extra: str = "",
+    ) -> GuestProcess:
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "guest.toml"
         config.write_text(
@@ -159,10 +186,10 @@ class EmbeddedRig:
             "\n[guest]\n"
             'source = "virtual"\n'
             f"rate_hz = {rate_hz}\n"
-            "max_rate_hz = 500\n"
+            "max_rate_hz = 500\n" + extra
         )
-        env = {"COPLAY_APP_CLIENT_SECRET": self.relay.client_secret}
-        return GuestProcess(config, "", workdir, env=env)
+        full_env = {**(env or {}), "COPLAY_APP_CLIENT_SECRET": self.relay.client_secret}
+        return GuestProcess(config, "", workdir, env=full_env)
 
     def logins(self) -> tuple[Login, Login]:
         pub_dev, sub_dev = f"bp{_tag()}", f"bs{_tag()}"

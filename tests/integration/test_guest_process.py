@@ -138,6 +138,22 @@ def test_press_a_is_sent_at_once_not_at_the_next_keyframe(
     assert press.seq == keyframe.seq + 1
 
 
+def test_with_pad_wake_off_the_pad_is_polled_and_a_press_still_beats_the_keyframe(
+    host: Host, start_guest: Callable[..., GuestProcess]
+) -> None:
+    """``pad_wake = false``: no descriptor to wait on, the loop polls the pad instead."""
+    guest = start_guest(rate_hz=2, extra="pad_wake = false\n")  # keyframes every 500 ms
+    guest.wait_log(lambda e: e.get("event") == "pad_opened" and e.get("wake") == "poll")
+    host.wait_inputs(2)
+    keyframe = after_next_keyframe(host)
+    guest.send(press="A")
+    inputs = host.wait(lambda f: any(isinstance(x, Input) and x.buttons & A for x in f))
+    press = next(f for f in inputs if isinstance(f, Input) and f.buttons & A)
+    since_keyframe = elapsed_us(press.t, keyframe.t)
+    assert since_keyframe is not None and since_keyframe < 400_000  # not the 500 ms keyframe
+    assert press.seq == keyframe.seq + 1
+
+
 def test_a_tap_between_keyframes_sends_press_and_release(
     host: Host, start_guest: Callable[..., GuestProcess]
 ) -> None:

@@ -82,27 +82,49 @@ def test_a_very_late_wakeup_does_not_send_a_burst_of_keyframes() -> None:
 
 def test_a_tap_within_one_batch_sends_press_and_release_even_when_throttled() -> None:
     wire = Wire()
-    sender = make(wire, rate_hz=10, max_rate_hz=20)  # at most one frame per 50 ms
+    sender = make(wire, rate_hz=10, max_rate_hz=20)  # at most one change per 50 ms
     sender.pump(0.0)
+    sender.offer([B])
+    assert sender.pump(0.0)  # a change: the next one waits 50 ms
     sender.offer([A, NEUTRAL])
-    assert not sender.pump(0.01)  # too soon after the last frame: deferred, not dropped
+    assert not sender.pump(0.01)  # too soon after the last change: deferred, not dropped
     assert sender.waiting == 2
     assert sender.pump(0.05)
     assert not sender.pump(0.06)
     assert sender.pump(0.10)
-    assert wire.states == [NEUTRAL, A, NEUTRAL]
+    assert wire.states == [NEUTRAL, B, A, NEUTRAL]
+
+
+def test_a_keyframe_never_delays_the_change_after_it() -> None:
+    """The first press after a rest goes out at once, even right after a keyframe."""
+    wire = Wire()
+    sender = make(wire, rate_hz=60, max_rate_hz=500)
+    sender.pump(0.0)
+    assert sender.pump(1 / 60)  # a keyframe
+    sender.offer([A])
+    assert sender.next_due() <= 1 / 60 + 0.0001
+    assert sender.pump(1 / 60 + 0.0001)
+    assert wire.states == [NEUTRAL, NEUTRAL, A]
 
 
 def test_stick_moves_waiting_behind_the_throttle_are_coalesced_but_buttons_are_not() -> None:
     wire = Wire()
     sender = make(wire, rate_hz=10, max_rate_hz=20)
     sender.pump(0.0)
+    sender.offer([B])
+    assert sender.pump(0.0)  # a change: the throttle runs from here
     moves = [NEUTRAL._replace(lx=v) for v in (100, 200, 300)]
     sender.offer(moves)
     sender.offer([A._replace(lx=300), A._replace(lx=400), NEUTRAL._replace(lx=500)])
     for t in (0.05, 0.101, 0.152):
         assert sender.pump(t)
-    assert wire.states == [NEUTRAL, moves[-1], A._replace(lx=400), NEUTRAL._replace(lx=500)]
+    assert wire.states == [
+        NEUTRAL,
+        B,
+        moves[-1],
+        A._replace(lx=400),
+        NEUTRAL._replace(lx=500),
+    ]
 
 
 def test_offering_an_unchanged_state_sends_nothing_extra() -> None:
