@@ -16,6 +16,7 @@ Tokens and secrets are never logged or echoed.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -195,8 +196,13 @@ ERRORS: Final = {
 }
 
 
-def create_app(service: TokenService, limiter: RateLimiter, log: Any) -> Litestar:
-    """The Litestar app for ``service``; rate-limited per client address."""
+def create_app(
+    service: TokenService, limiter: RateLimiter, log: Any, extra_handlers: Sequence[Any] = ()
+) -> Litestar:
+    """The Litestar app for ``service``; rate-limited per client address.
+
+    ``extra_handlers`` are more routes served beside the API (the join page).
+    """
 
     async def limit(request: Request[Any, Any, Any]) -> None:
         client = request.client.host if request.client else "unknown"
@@ -268,7 +274,7 @@ def create_app(service: TokenService, limiter: RateLimiter, log: Any) -> Litesta
         return fail(500, "internal error")
 
     return Litestar(
-        route_handlers=[app_token, user_token, healthz],
+        route_handlers=[app_token, user_token, healthz, *extra_handlers],
         exception_handlers={
             ApiError: on_api_error,
             ValidationException: on_validation,

@@ -28,6 +28,7 @@ from relay.secrets import Secret
 from relay.service.api import TokenService, create_app
 from relay.service.broker import create_broker
 from relay.service.claims import TokenIssuer
+from relay.service.joinpage import JoinPage, public_ws_url
 from relay.service.ratelimit import RateLimiter
 
 
@@ -110,7 +111,8 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         ) from None
 
     service = TokenService(config.apps, issuer, server.max_token_s, log)
-    app = create_app(service, RateLimiter(server.rate_limit_per_min), log)
+    page = JoinPage(public_ws_url(server))
+    app = create_app(service, RateLimiter(server.rate_limit_per_min), log, page.handlers())
     uv_config = uvicorn.Config(
         app,
         log_config=None,
@@ -136,6 +138,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
                 api=f"{scheme}://{server.api_listen}",
                 mqtt=f"{mqtt_scheme}://{server.mqtt_listen}",
                 ws=f"{ws_scheme}://{server.ws_listen}" if server.ws_listen else None,
+                join=f"{scheme}://{server.api_listen}/join",
                 apps=len(config.apps),
             )
             await asyncio.wait({api_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
