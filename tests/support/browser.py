@@ -30,6 +30,7 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
+INSECURE_HOST = "coplay-insecure.test"
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -42,51 +43,12 @@ FLAGS = (
     "--disable-default-apps",
     "--disable-extensions",
     "--window-size=520,900",
+    # a name that is not localhost, for the page's "not a secure context" sentence
+    f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1",
 )
 
 # Standard mapping: 17 buttons (6 and 7 are the analog triggers), 4 axes.
-GAMEPAD_DOUBLE = r"""
-(() => {
-  const blank = () => Array.from({length: 17}, () => ({pressed: false, touched: false, value: 0}));
-  const effects = [];
-  const pad = {
-    id: "coplay test pad (STANDARD GAMEPAD Vendor: 045e Product: 028e)",
-    index: 0, mapping: "standard", connected: false, timestamp: 0,
-    buttons: blank(), axes: [0, 0, 0, 0],
-    vibrationActuator: {
-      type: "dual-rumble", effectTypes: ["dual-rumble"],
-      playEffect(type, params) {
-        effects.push(Object.assign({type, at: performance.now()}, params));
-        return Promise.resolve("complete");
-      },
-      reset() { effects.push({type: "reset", at: performance.now()}); return Promise.resolve("complete"); },
-    },
-  };
-  const changes = [];
-  const api = {
-    effects, changes,
-    plug(mapping) { pad.mapping = mapping === undefined ? "standard" : mapping; pad.connected = true; },
-    unplug() { pad.connected = false; },
-    /* pressed: standard button indices held; values: {index: 0..1} analog buttons;
-       axes: [lx, ly, rx, ry] in -1..1 */
-    set(pressed, axes, values) {
-      const buttons = blank();
-      for (const i of pressed || []) buttons[i] = {pressed: true, touched: true, value: 1};
-      for (const [i, v] of Object.entries(values || {})) buttons[i] = {pressed: v > 0.1, touched: v > 0, value: v};
-      pad.buttons = buttons;
-      pad.axes = (axes || [0, 0, 0, 0]).slice(0, 4);
-      pad.timestamp = performance.now();
-      changes.push(performance.timeOrigin + performance.now());
-    },
-  };
-  Object.defineProperty(window, "__pad", {value: api});
-  const getGamepads = function () {
-    if (!pad.connected) return [null, null, null, null];
-    return [Object.assign({}, pad, {buttons: pad.buttons.slice(), axes: pad.axes.slice()}), null, null, null];
-  };
-  Object.defineProperty(Navigator.prototype, "getGamepads", {value: getGamepads, configurable: true});
-})();
-"""
+GAMEPAD_DOUBLE = (Path(__file__).parent / "gamepad_double.js").read_text()
 
 
 def have_chromium() -> bool:
@@ -125,11 +87,13 @@ class Tab:
             status = self.status()
         return status
 
-    def pad(self, pressed: list[int] = [], axes: list[float] | None = None, **values: float) -> None:  # noqa: B006
-        """Set the pad double: standard button indices held, axes, analog buttons by index."""
+    def pad(
+        self, pressed: tuple[int, ...] = (), axes: list[float] | None = None, **values: float
+    ) -> None:
+        """Set the pad double: standard button indices held, axes, analog buttons (``b7=1.0``)."""
         self.js(
             "window.__pad.set(arguments[0], arguments[1], arguments[2])",
-            pressed,
+            list(pressed),
             axes or [0, 0, 0, 0],
             {k.lstrip("b"): v for k, v in values.items()},
         )
@@ -203,8 +167,8 @@ class Browser:
         self.driver.quit()
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     """One headless Chromium for the test module (a tab per test keeps them apart)."""
     if not have_chromium():
         pytest.fail("needs Debian's chromium and chromium-driver: tests/ensure-system-deps test")

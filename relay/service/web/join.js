@@ -586,7 +586,6 @@
     });
     window.addEventListener("blur", () => held.clear());
     window.addEventListener("pagehide", leave);
-    window.addEventListener("hashchange", () => location.reload()); // another link pasted in
     window.addEventListener("keydown", (e) => {
       if (!P.isMapped(e.code) || e.ctrlKey || e.altKey || e.metaKey) return;
       e.preventDefault();
@@ -667,5 +666,6 @@
     stats: Object.assign({}, stats),
   });
 
+  window.addEventListener("hashchange", () => location.reload()); // another link pasted in
   main();
 })();
