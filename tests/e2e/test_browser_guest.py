@@ -8,12 +8,14 @@ only double is ``navigator.getGamepads`` (tests/support/gamepad_double.js).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.action_chains import ActionChains
 
 from relay.frames import Button as B
@@ -299,3 +301,15 @@ def test_secure_context_is_required(play: Play) -> None:
     tab = play.open(link=link)
     tab.wait(lambda s: s["state"] == "Stopped", what="stopped")
     assert "not in a secure context" in tab.text("problem")
+
+
+def test_crashed_tab_leaves_by_its_last_will(play: Play) -> None:
+    """A renderer that dies without a word: the broker's Last Will (Bye) frees the pad at once."""
+    tab = play.seated()
+    tab.pad((0,))
+    inputs(play.host, buttons=1)
+    count = len(play.host.lines())
+    with contextlib.suppress(WebDriverException):  # the page is gone before it can answer
+        tab.cdp("Page.crash")
+    line = play.host.wait_lines("bye", after=count - 1)[0]
+    assert line["buttons"] == 0
