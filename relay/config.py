@@ -241,8 +241,27 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tls_cert: str = ""
     tls_key: str = ""
     rate_limit_per_min: Annotated[int, Meta(ge=1)] = 120
+    # invites: where friends reach the relay, where grants live, how long a guest token lives
+    public_url: str = ""  # default: http(s)://{api_listen}
+    state_db: str = "relay.sqlite3"  # relative: in the relay's state directory
+    guest_token_s: Annotated[int, Meta(ge=60, le=86400)] = 600
+    public_broker_url: str = ""  # default: the host of public_url, mqtt_listen's port
+    public_ws_url: str = ""  # default: the host of public_url, ws_listen's port (if any)
 
     def __post_init__(self) -> None:
+        if self.public_url:
+            _check_url("public_url", self.public_url, ("http", "https"), "http(s)://HOST[:PORT]")
+        if self.public_broker_url:
+            _check_url(
+                "public_broker_url",
+                self.public_broker_url,
+                ("mqtt", "mqtts"),
+                "mqtt(s)://HOST[:PORT]",
+            )
+        if self.public_ws_url:
+            _check_url(
+                "public_ws_url", self.public_ws_url, ("ws", "wss"), "ws(s)://HOST[:PORT]/PATH"
+            )
         listeners = {"api_listen": self.api_listen, "mqtt_listen": self.mqtt_listen}
         if self.ws_listen:
             listeners["ws_listen"] = self.ws_listen
@@ -263,6 +282,8 @@ class AppEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     client_secret: str = ""
     client_secret_file: str = ""
     hosts: list[NameStr] = msgspec.field(default_factory=list)
+    topic_prefix: PrefixStr | None = None  # default: [server] topic_prefix for the first app
+    guest_tokens: Literal["invite", "app"] = "invite"  # who may mint guest tokens
 
 
 class RelayFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -273,6 +294,24 @@ class RelayFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         ids = [app.client_id for app in self.apps]
         if len(set(ids)) != len(ids):
             raise ValueError("apps: client_id values must be distinct")
+        seen: dict[str, int] = {}
+        for i in range(len(self.apps)):
+            prefix = app_prefix(self, i)
+            if prefix in seen:
+                raise ValueError(
+                    f"apps[{i}].topic_prefix: {prefix!r} is also the prefix of "
+                    f"apps[{seen[prefix]}]; each app needs a topic_prefix of its own"
+                )
+            seen[prefix] = i
+
+
+def app_prefix(parsed: RelayFile, index: int) -> str:
+    """The topic prefix of ``apps[index]``: its own, else ``[server] topic_prefix`` for the
+    first app and the app's ``app_id`` for the others."""
+    app = parsed.apps[index]
+    if app.topic_prefix:
+        return app.topic_prefix
+    return parsed.server.topic_prefix if index == 0 else app.app_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +320,8 @@ class AppCredentials:
     client_id: str
     client_secret: Secret
     hosts: frozenset[str]
+    topic_prefix: str = "coplay"
+    guest_tokens: Literal["invite", "app"] = "invite"
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +330,15 @@ class RelayServiceConfig:
     server: ServerSection
     jwt_secret: Secret | None  # None only with ephemeral_secret = true
     apps: tuple[AppCredentials, ...]
+    state_db: Path = Path("relay.sqlite3")  # resolved: [server] state_db in the state directory
+
+    @property
+    def public_url(self) -> str:
+        """``[server] public_url``, or the API's own address: where join links point."""
+        server = self.server
+        if server.public_url:
+            return server.public_url.rstrip("/")
+        return f"{'https' if server.tls_cert else 'http'}://{server.api_listen}"
 
     @property
     def secrets(self) -> tuple[Secret, ...]:
@@ -434,8 +484,22 @@ def load_relay_config(path: Path, env: Mapping[str, str] | None = None) -> Relay
         )
         if not secret:
             raise ConfigError(f"{path}: $.apps[{i}].client_secret: missing")
-        apps.append(AppCredentials(app.app_id, app.client_id, secret, frozenset(app.hosts)))
-    return RelayServiceConfig(path=path, server=server, jwt_secret=jwt_secret, apps=tuple(apps))
+        apps.append(
+            AppCredentials(
+                app.app_id,
+                app.client_id,
+                secret,
+                frozenset(app.hosts),
+                topic_prefix=app_prefix(parsed, i),
+                guest_tokens=app.guest_tokens,
+            )
+        )
+    state_db = Path(server.state_db).expanduser()
+    if not state_db.is_absolute():
+        state_db = state_dir(env, relay=True) / state_db
+    return RelayServiceConfig(
+        path=path, server=server, jwt_secret=jwt_secret, apps=tuple(apps), state_db=state_db
+    )
 
 
 # ---------------------------------------------------------------- locations
@@ -464,11 +528,17 @@ def default_config_path(name: str, env: Mapping[str, str] | None = None) -> Path
     return user
 
 
-def state_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Where coplay keeps small state (the device id) on this platform."""
+def state_dir(env: Mapping[str, str] | None = None, *, relay: bool = False) -> Path:
+    """Where coplay keeps small state (the device id, invites) on this platform.
+
+    ``relay=True``: the relay service's own directory (``coplay-relay`` beside
+    ``coplay``), which is where its systemd unit's ``StateDirectory=`` points.
+    """
     env = os.environ if env is None else env
     if env.get("STATE_DIRECTORY"):  # systemd StateDirectory=
         return Path(env["STATE_DIRECTORY"].split(":")[0])
+    if relay:
+        return state_dir(env).with_name("coplay-relay")
     if sys.platform == "win32":
         return Path(env.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "coplay"
     if sys.platform == "darwin":

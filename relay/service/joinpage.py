@@ -23,16 +23,12 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from litestar import Response, get
 from litestar.exceptions import NotFoundException
 
-from relay.config import ServerSection, parse_listen
-
 JOIN_PATH: Final = "/join"
 ASSET_PREFIX: Final = "/join/a"
-WS_PATH: Final = "/mqtt"  # amqtt accepts any path; mqtt.js and proxies expect one
 DIGEST_CHARS: Final = 16
 ASSET_MAX_AGE_S: Final = 365 * 86400
 
@@ -47,29 +43,6 @@ ASSETS: Final = {
     "vendor/msgpack.min.js": "text/javascript; charset=utf-8",
 }
 _PLACEHOLDER = re.compile(r"\{\{asset:([A-Za-z0-9_./-]+)\}\}")
-
-
-def public_ws_url(server: ServerSection, public_url: str = "") -> str:
-    """The broker's WebSocket URL as a browser reaches it, or "" without ``ws_listen``.
-
-    The host is ``public_url``'s (else the API's listen host), the port the WebSocket
-    listener's; ``wss`` when the relay has a certificate or the page is served over https.
-    """
-    if not server.ws_listen:
-        return ""
-    _, port = parse_listen(server.ws_listen)
-    if public_url:
-        parts = urlsplit(public_url)
-        host = parts.hostname or "localhost"
-        secure = parts.scheme == "https" or bool(server.tls_cert)
-    else:
-        host, _ = parse_listen(server.api_listen)
-        secure = bool(server.tls_cert)
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (a wildcard listen address, not a bind)
-        host = "localhost"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{'wss' if secure else 'ws'}://{host}:{port}{WS_PATH}"
 
 
 def content_security_policy(ws_url: str) -> str:

@@ -14,6 +14,7 @@ import logging
 import secrets
 import signal
 import socket
+import sqlite3
 from collections.abc import Generator
 from typing import Any
 
@@ -26,9 +27,11 @@ from relay.errors import ConfigError
 from relay.logs import Redactor
 from relay.secrets import Secret
 from relay.service.api import TokenService, create_app
-from relay.service.broker import create_broker
+from relay.service.broker import create_broker, disconnect_revoked
 from relay.service.claims import TokenIssuer
-from relay.service.joinpage import JoinPage, public_ws_url
+from relay.service.invite_store import InviteStore
+from relay.service.invites import InviteService, invite_routes, public_addresses
+from relay.service.joinpage import JoinPage
 from relay.service.ratelimit import RateLimiter
 
 
@@ -57,6 +60,16 @@ def jwt_secret(config: RelayServiceConfig, log: Any) -> Secret:
         note="tokens stop working when this process exits; set jwt_secret for a real relay",
     )
     return Secret(secrets.token_urlsafe(48))
+
+
+def open_store(config: RelayServiceConfig) -> InviteStore:
+    """The invite store at ``[server] state_db``; a file that cannot be opened is exit 78."""
+    try:
+        return InviteStore(config.state_db)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            f"{config.path}: $.server.state_db: cannot open {config.state_db}: {exc}"
+        ) from None
 
 
 def quiet_libraries(level: str) -> None:
@@ -90,7 +103,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
     server = config.server
     secret = jwt_secret(config, log)
     redactor.add(secret)
-    issuer = TokenIssuer(secret, prefix=server.topic_prefix)
+    issuer = TokenIssuer(secret, prefix=config.apps[0].topic_prefix)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -98,11 +111,13 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         loop.add_signal_handler(sig, stop.set)
 
     api_sock = _bind(server.api_listen, "api_listen", config)
-    broker = create_broker(server, issuer, log)
+    store = open_store(config)
+    broker = create_broker(server, issuer, log, grants=store)
     try:
         await broker.start()
     except BrokerError as exc:
         api_sock.close()
+        store.close()
         cause = exc.__cause__
         why = (cause.strerror if isinstance(cause, OSError) else None) or str(cause or exc)
         raise ConfigError(
@@ -110,9 +125,33 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
             f"{server.mqtt_listen}{' / ' + server.ws_listen if server.ws_listen else ''}: {why}"
         ) from None
 
-    service = TokenService(config.apps, issuer, server.max_token_s, log)
-    page = JoinPage(public_ws_url(server))
-    app = create_app(service, RateLimiter(server.rate_limit_per_min), log, page.handlers())
+    service = TokenService(
+        config.apps,
+        issuer,
+        server.max_token_s,
+        log,
+        invites=store,
+        guest_token_s=server.guest_token_s,
+    )
+    broker_url, ws_url = public_addresses(config)
+    page = JoinPage(ws_url)
+    invites = InviteService(
+        config.apps,
+        issuer,
+        store,
+        public_url=config.public_url,
+        broker_url=broker_url,
+        ws_url=ws_url,
+        log=log,
+        redact=redactor.add,
+        on_revoke=lambda grants: disconnect_revoked(broker, tuple(grants)),
+    )
+    app = create_app(
+        service,
+        RateLimiter(server.rate_limit_per_min),
+        log,
+        extra_routes=lambda strict: [*invite_routes(invites, strict), *page.handlers()],
+    )
     uv_config = uvicorn.Config(
         app,
         log_config=None,
@@ -138,7 +177,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
                 api=f"{scheme}://{server.api_listen}",
                 mqtt=f"{mqtt_scheme}://{server.mqtt_listen}",
                 ws=f"{ws_scheme}://{server.ws_listen}" if server.ws_listen else None,
-                join=f"{scheme}://{server.api_listen}/join",
+                join=f"{config.public_url}/join",
                 apps=len(config.apps),
             )
             await asyncio.wait({api_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -152,6 +191,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         with contextlib.suppress(Exception):
             await asyncio.wait_for(broker.shutdown(), timeout=5)
         api_sock.close()
+        store.close()
         log.info("relay_stopped")
     if api_task.done() and not api_task.cancelled() and api_task.exception() is not None:
         raise ConfigError(f"{config.path}: the token API stopped: {api_task.exception()}")
