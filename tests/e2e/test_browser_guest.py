@@ -56,8 +56,8 @@ class Play:
         self.tabs.append(tab)
         return tab
 
-    def seated(self, user: str = "alice", plug: bool = True) -> Tab:
-        tab = self.open(user)
+    def seated(self, user: str = "alice", plug: bool = True, link: str | None = None) -> Tab:
+        tab = self.open(user, link)
         if plug:
             tab.js("window.__pad.plug()")
         tab.wait(lambda s: s.get("seat") == 2, what="seat 2")
@@ -313,3 +313,35 @@ def test_crashed_tab_leaves_by_its_last_will(play: Play) -> None:
         tab.cdp("Page.crash")
     line = play.host.wait_lines("bye", after=count - 1)[0]
     assert line["buttons"] == 0
+
+
+# ------------------------------------------------------------------ invites
+
+
+def test_used_up_link_says_so(play: Play) -> None:
+    link = play.links.create("alice", uses=1)
+    assert play.relay.redeem(link.partition("#")[2]).status_code == 200  # someone else used it
+    tab = play.open(link=link)
+    tab.wait(lambda s: s["state"] == "Stopped", what="stopped")
+    assert tab.text("problem") == (
+        "This join link is used up, expired or revoked: ask the streamer for a new one."
+    )
+
+
+def test_reload_keeps_the_redeemed_grant(play: Play) -> None:
+    """A one-use link still plays after a reload: the page kept what it redeemed."""
+    tab = play.seated(link=play.links.create("alice", uses=1))
+    play.browser.driver.refresh()
+    tab.js("window.__pad.plug()")
+    tab.wait(lambda s: s.get("seat") == 2, what="seat 2 again")
+    tab.pad((1,))
+    inputs(play.host, buttons=button_mask(B.B))
+
+
+def test_revoked_link_page_says_so(play: Play) -> None:
+    """The streamer revokes the friend: the broker drops the page, which says why and stops."""
+    tab = play.seated()
+    play.links.revoke("alice")
+    tab.wait(lambda s: s["state"] == "Stopped", what="stopped", timeout=30)
+    assert "revoked" in tab.text("problem")
+    assert not tab.status()["connected"]
