@@ -40,6 +40,7 @@ SINK_KINDS: Final = ("uinput", "log", "jsonl", "null")
 ENV_APP_CLIENT_SECRET: Final = "COPLAY_APP_CLIENT_SECRET"  # noqa: S105 (a variable name, not a secret)
 ENV_MQTT_PASSWORD: Final = "COPLAY_MQTT_PASSWORD"  # noqa: S105 (a variable name, not a secret)
 ENV_JWT_SECRET: Final = "COPLAY_JWT_SECRET"  # noqa: S105 (a variable name, not a secret)
+ENV_INVITE: Final = "COPLAY_INVITE"
 
 
 def _check_url(field: str, value: str, schemes: Collection[str], expected: str) -> None:
@@ -71,10 +72,15 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 class RelaySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """How to reach the token API and the broker, and who we are."""
+    """How to reach the token API and the broker, and who we are.
 
-    username: NameStr
-    session: NameStr
+    A guest.toml may instead hold a join link (``invite`` or ``invite_file``):
+    then the relay's redeem answer says who and where, and username, session,
+    the app credentials and the addresses here are not used.
+    """
+
+    username: OptionalName = ""
+    session: OptionalName = ""
     api_url: str = "http://127.0.0.1:8080"
     broker_url: str = "mqtt://127.0.0.1:1883"
     app_id: NameStr = "coplay"
@@ -90,8 +96,14 @@ class RelaySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mqtt_version: Literal["3.1.1", "5"] = "3.1.1"
     keepalive_s: Annotated[int, Meta(ge=5, le=600)] = 15
     token_lifetime_s: Annotated[int, Meta(ge=60, le=30 * 86400)] = 86400
+    invite: str = ""  # guest.toml only: a join link (or invite_file, or COPLAY_INVITE)
+    invite_file: str = ""
 
     def __post_init__(self) -> None:
+        if not (self.invite or self.invite_file):
+            for name in ("username", "session"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name}: missing required key")
         if self.api_url:
             _check_url("api_url", self.api_url, ("http", "https"), "http(s)://HOST[:PORT][/PATH]")
         _check_url(
@@ -444,6 +456,8 @@ def _link(path: Path, section: RelaySection, env: Mapping[str, str]) -> LinkSett
 def load_host_config(path: Path, env: Mapping[str, str] | None = None) -> HostConfig:
     env = os.environ if env is None else env
     parsed = _decode(path, HostFile)
+    if parsed.relay.invite or parsed.relay.invite_file:
+        raise ConfigError(f"{path}: $.relay.invite: join links are for guest.toml, not the host")
     return HostConfig(path=path, link=_link(path, parsed.relay, env), host=parsed.host)
 
 
@@ -451,6 +465,35 @@ def load_guest_config(path: Path, env: Mapping[str, str] | None = None) -> Guest
     env = os.environ if env is None else env
     parsed = _decode(path, GuestFile)
     return GuestConfig(path=path, link=_link(path, parsed.relay, env), guest=parsed.guest)
+
+
+@dataclass(frozen=True, slots=True)
+class GuestInvite:
+    """A guest.toml that joins with a link: the link, and what else of the file applies."""
+
+    path: Path
+    link: Secret
+    relay: RelaySection
+    guest: GuestSection
+
+
+def load_guest_invite(path: Path, env: Mapping[str, str] | None = None) -> GuestInvite | None:
+    """The join link of a guest.toml (``invite``, ``invite_file`` or ``COPLAY_INVITE``), if any."""
+    env = os.environ if env is None else env
+    parsed = _decode(path, GuestFile)
+    section = parsed.relay
+    if not (section.invite or section.invite_file):
+        return None
+    link = resolve_secret(
+        source=path,
+        field="relay.invite",
+        inline=section.invite,
+        file=section.invite_file,
+        env_var=ENV_INVITE,
+        env=env,
+    )
+    assert link is not None  # one of them is set, and an empty file is an error
+    return GuestInvite(path=path, link=link, relay=section, guest=parsed.guest)
 
 
 def load_relay_config(path: Path, env: Mapping[str, str] | None = None) -> RelayServiceConfig:

@@ -179,6 +179,31 @@ def parse_link(link: str) -> tuple[str, str]:
     return api_url, code
 
 
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?")
+
+
+def parse_duration(text: str) -> int:
+    """``"24h"``, ``"90m"``, ``"1d12h"``, ``"600"`` (seconds) -> seconds; UsageError if not one
+    of those or outside 1 minute .. 30 days."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise UsageError(f"--ttl: expected a duration like 24h, 90m, 7d or 3600, got {text!r}")
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if not 60 <= total <= MAX_INVITE_TTL_S:
+        raise UsageError(f"--ttl: must be between 1m and 30d, got {text!r}")
+    return total
+
+
+def describe_duration(seconds: int) -> str:
+    """3600 -> "1h", 90061 -> "1d 1h 1m": for listings."""
+    days, rest = divmod(max(0, seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
+    return " ".join(parts[:2]) or "<1m"
+
+
 # ---------------------------------------------------------------- the client
 
 T = TypeVar("T")
