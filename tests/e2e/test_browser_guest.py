@@ -112,6 +112,7 @@ def test_pad_press_stick_and_trigger_reach_the_host_as_design_maps_them(play: Pl
     lit = tab.js("return [...document.querySelectorAll('#pad .lit')].map(e => e.id)")
     assert "btn-0" in lit
     if os.environ.get(SCREENSHOT_ENV):
+        tab.wait(lambda s: s["stats"]["pongs"] >= 3, what="round trips")
         tab.screenshot(Path(os.environ[SCREENSHOT_ENV]) / "browser-guest.png")
     tab.pad((), [0, 0, 0, 0], b6=0.5)
     line = inputs(play.host, buttons=0, axes=[0, 0, 0, 0, 16384, 0])[0]
