@@ -13,6 +13,8 @@ asserted; the exit code is 1 only when a benchmark could not run.
 - ``host_cost``          per-frame cost of the host's message path, in-process
 - ``guest_cpu``          guest CPU with an idle pad at 60 Hz
 - ``bytes``              bytes per Input frame against JSON
+- ``browser``            pad change -> host sink, browser guest (headless Chromium) beside
+                         the Python guest, through the embedded broker (own relay)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import (
+    bench_browser,
     bench_bytes,
     bench_freeze,
     bench_guest_cpu,
@@ -43,7 +46,15 @@ from tests.bench.stats import RESULTS, machine, table, write_json
 from tests.support.mosquitto import Mosquitto
 from tests.support.relay_service import RelayService
 
-BENCHES = ("latency_mosquitto", "freeze", "latency_embedded", "host_cost", "guest_cpu", "bytes")
+BENCHES = (
+    "latency_mosquitto",
+    "freeze",
+    "latency_embedded",
+    "host_cost",
+    "guest_cpu",
+    "bytes",
+    "browser",
+)
 
 
 @dataclass(frozen=True)
@@ -233,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         attempt("host_cost", lambda: bench_host_cost.run(plan.host_frames))
         attempt("guest_cpu", lambda: guest_cpu(plan))
         attempt("bytes", bench_bytes.run)
+        attempt("browser", lambda: bench_browser.run(work / "browser", plan.latency_s))
 
     budgets: list[Budget] = [b for r in results.values() for b in r.pop("budget_objects", [])]
     rows = [b.row() for b in budgets] + info_rows(results)

@@ -121,6 +121,7 @@ class Browser:
         from selenium.webdriver.chrome.service import Service
 
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         profile = workdir / "profile"
         shutil.rmtree(profile, ignore_errors=True)
         options = Options()
