@@ -346,3 +346,15 @@ def test_revoked_link_page_says_so(play: Play) -> None:
     tab.wait(lambda s: s["state"] == "Stopped", what="stopped", timeout=30)
     assert "revoked" in tab.text("problem")
     assert not tab.status()["connected"]
+
+
+def test_broker_gone_is_said_and_the_page_comes_back(play: Play) -> None:
+    """The relay restarts: the page says it cannot reach the broker, then plays again."""
+    tab = play.seated()
+    play.relay.stop()
+    tab.wait(lambda s: not s["connected"] and "retrying" in s["problem"], what="unreachable")
+    assert "Cannot reach the relay" in tab.text("problem")
+    play.relay.start()
+    tab.wait(lambda s: s.get("seat") == 2, timeout=40, what="seated again")
+    tab.pad((3,))
+    inputs(play.host, buttons=button_mask(B.Y), timeout=20)

@@ -129,8 +129,10 @@ class Browser:
         for flag in (*FLAGS, f"--user-data-dir={profile}"):
             options.add_argument(flag)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        service = Service(
-            executable_path=str(CHROMEDRIVER), log_output=str(workdir / "chromedriver.log")
+        service = Service(  # SEVERE only: its INFO lines echo every URL, join links included
+            executable_path=str(CHROMEDRIVER),
+            service_args=["--log-level=SEVERE"],
+            log_output=str(workdir / "chromedriver.log"),
         )
         self.driver = webdriver.Chrome(options=options, service=service)
         self.driver.set_script_timeout(10)

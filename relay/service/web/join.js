@@ -605,6 +605,8 @@
     });
     window.addEventListener("blur", () => held.clear());
     window.addEventListener("pagehide", leave);
+    // back from the back/forward cache after a Bye: start over with a new epoch
+    window.addEventListener("pageshow", (e) => e.persisted && location.reload());
     window.addEventListener("keydown", (e) => {
       if (!P.isMapped(e.code) || e.ctrlKey || e.altKey || e.metaKey) return;
       e.preventDefault();
