@@ -162,6 +162,14 @@ def info_rows(results: dict[str, dict[str, Any]]) -> list[list[Any]]:
                     "info",
                 ]
             )
+    r = results.get("browser")
+    if r:
+        for name, label in (("python_tcp", "Python/TCP"), ("python_ws", "Python/WS"),
+                            ("browser_ws", "browser/WS")):  # fmt: skip
+            c = r[name]["pad_change_us"]
+            value = _ms(c["p50"], c["p99"], c["max"]) + f" (n={int(c['n'])})"
+            rows.append(["pad change -> sink, embedded", f"p50 / p99 / max, {label}", value,
+                         "-", "info"])  # fmt: skip
     r = results.get("bytes")
     if r:
         rows.append(
