@@ -311,7 +311,7 @@ class RelayFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             prefix = app_prefix(self, i)
             if prefix in seen:
                 raise ValueError(
-                    f"apps[{i}].topic_prefix: {prefix!r} is also the prefix of "
+                    f"apps[{i}]: topic_prefix {prefix!r} is also the prefix of "
                     f"apps[{seen[prefix]}]; each app needs a topic_prefix of its own"
                 )
             seen[prefix] = i

@@ -134,6 +134,13 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         guest_token_s=server.guest_token_s,
     )
     broker_url, ws_url = public_addresses(config)
+    wildcard = ("0.0.0.0", "::", "")  # noqa: S104 (compared with, not bound to)
+    if not server.public_url and parse_listen(server.api_listen)[0] in wildcard:
+        log.warning(
+            "public_url_unset",
+            note="join links will point at a wildcard address; set [server] public_url "
+            "to the address friends reach",
+        )
     page = JoinPage(ws_url)
     invites = InviteService(
         config.apps,
