@@ -281,6 +281,7 @@
   let queue = [];
   let sent = P.NEUTRAL; // the state the host has
   let lastSend = -Infinity;
+  let nextKey = 0;
   let lastPoll = null;
   // poll gaps while visible: how many, how many over 4 ms, the longest (since pollReset)
   const stats = { inputs: 0, pings: 0, pongs: 0, rumbles: 0, dropped: 0, polls: 0, gapsOver4ms: 0, maxGapMs: 0 };
@@ -292,11 +293,14 @@
     return true;
   }
 
-  function sendInput(state) {
-    seq = (seq + 1) % 4294967296;
+  function sendInput(state, now) {
     sent = state;
-    lastSend = performance.now();
-    if (publish(F.encodeInput(epoch, seq, nowUs32(), state), 0)) stats.inputs++;
+    lastSend = now;
+    const next = (seq + 1) % 4294967296;
+    if (publish(F.encodeInput(epoch, next, nowUs32(), state), 0)) {
+      seq = next;
+      stats.inputs++;
+    }
   }
 
   function sendHello() {
@@ -360,9 +364,21 @@
       if (queue.length >= MAX_QUEUE) queue.shift();
       queue.push(state);
     }
-    const gap = now - lastSend;
-    if (queue.length && gap >= 1000 / MAX_RATE_HZ) sendInput(queue.shift());
-    else if (!queue.length && gap >= 1000 / RATE_HZ) sendInput(sent);
+    pump(now);
+  }
+
+  // as guest/sender.py: a change at once (at most MAX_RATE_HZ), else keyframes on a fixed
+  // schedule (a late poll does not shift the later ones, unless so late it would burst)
+  function pump(now) {
+    if (queue.length) {
+      if (now - lastSend < 1000 / MAX_RATE_HZ) return;
+      sendInput(queue.shift(), now);
+      nextKey = now + 1000 / RATE_HZ;
+    } else if (now >= nextKey) {
+      const late = now - nextKey;
+      sendInput(sent, now);
+      nextKey = (late < 1000 / RATE_HZ ? nextKey : now) + 1000 / RATE_HZ;
+    }
   }
 
   // the tab went away or froze: the host must see nothing held, now
@@ -370,7 +386,9 @@
     hidden = true;
     held.clear();
     queue = [];
-    sendInput(P.NEUTRAL);
+    const now = performance.now();
+    sendInput(P.NEUTRAL, now);
+    nextKey = now + 1000 / RATE_HZ;
   }
 
   function onFrame(payload) {
@@ -536,6 +554,9 @@
         setTimeout(connect, 0);
         say("The broker refused the token; getting a new one…");
       } else {
+        // closed before a CONNACK could say why: the next try asks for a new token, which
+        // also tells a revoked invite (401) from a broker that is down
+        if (!was) tokens.user = null;
         retryLater(
           was ? "Connection lost" : "Broker unreachable",
           `Cannot reach the relay's broker at ${grant.ws_url}: retrying in {s} s.`,
