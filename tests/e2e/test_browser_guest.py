@@ -41,15 +41,20 @@ STANDARD_TO_SDL = {
 class Play:
     """One test's relay, host, join links and browser tab."""
 
-    def __init__(self, stack: Stack, browser: Browser) -> None:
+    def __init__(self, stack: Stack, browser: Browser, host: bool = True) -> None:
         self.stack = stack
         self.browser = browser
         self.relay: RelayService = stack.relay()
-        self.host: StackHost = stack.host(self.relay, session=SESSION)
         self.links = JoinLinks(self.relay, stack, SESSION)
         self.tabs: list[Tab] = []
         self.spies: list[RawClient] = []
+        if host:
+            self.start_host()
+
+    def start_host(self) -> StackHost:
+        self.host: StackHost = self.stack.host(self.relay, session=SESSION)
         self.host.wait_ready()
+        return self.host
 
     def open(self, user: str = "alice", link: str | None = None) -> Tab:
         tab = self.links.open(self.browser, link or self.links.create(user))
@@ -86,8 +91,8 @@ class Play:
 
 
 @pytest.fixture
-def play(stack: Stack, browser: Browser) -> Iterator[Play]:
-    made = Play(stack, browser)
+def play(stack: Stack, browser: Browser, request: pytest.FixtureRequest) -> Iterator[Play]:
+    made = Play(stack, browser, host="no_host" not in request.keywords)
     try:
         yield made
     finally:
@@ -223,6 +228,8 @@ def test_rumble_reaches_the_vibration_actuator_capped(play: Play) -> None:
     tab = play.seated()
     host = play.spy("")
     topic = f"{play.relay.topic_prefix}/{SESSION}/out/alice"
+    host.publish(topic, b"\x9f" + b"\x00" * 600)  # over 512 bytes: dropped unread
+    host.publish(topic, b"\xc1")  # not msgpack
     host.publish(topic, FrameCodec().encode(Rumble(65535, 32768, 60000)))
     tab.wait(lambda s: (s.get("lastRumble") or {}).get("played"), what="a rumble")
     effects = tab.js("return window.__pad.effects")
@@ -231,6 +238,8 @@ def test_rumble_reaches_the_vibration_actuator_capped(play: Play) -> None:
     assert effects[0]["duration"] == 2000
     assert effects[0]["strongMagnitude"] == 1
     assert effects[0]["weakMagnitude"] == pytest.approx(0.5, abs=0.001)
+    status = tab.status()
+    assert status["stats"]["dropped"] == 2 and status["connected"]
 
 
 # ------------------------------------------------------------------ leaving, hiding, freezing
@@ -358,3 +367,30 @@ def test_broker_gone_is_said_and_the_page_comes_back(play: Play) -> None:
     tab.wait(lambda s: s.get("seat") == 2, timeout=40, what="seated again")
     tab.pad((3,))
     inputs(play.host, buttons=button_mask(B.Y), timeout=20)
+
+
+@pytest.mark.no_host
+def test_hello_until_welcome(play: Play) -> None:
+    """No host yet: Hello again every second; a host comes: Welcome, and the Hellos stop."""
+    spy = play.spy(f"{play.relay.topic_prefix}/{SESSION}/in/alice")
+    codec = FrameCodec()
+
+    def hellos() -> list[Hello]:
+        found = (codec.decode(r.payload) for r in spy.inbox.snapshot())
+        return [f for f in found if isinstance(f, Hello)]
+
+    tab = play.open()
+    spy.inbox.wait_for(lambda _: len(hellos()) >= 2, timeout=10)
+    assert tab.status()["seat"] is None
+    assert {h.epoch for h in hellos()} == {tab.status()["epoch"]}
+    assert hellos()[0].name == "alice" and hellos()[0].proto == 1
+    play.start_host()
+    tab.wait(lambda s: s.get("seat") == 2, what="seat 2")
+    seated_with = len(hellos())
+
+    def pings(received: list[Any]) -> int:
+        return sum(isinstance(codec.decode(r.payload), Ping) for r in received)
+
+    then = pings(spy.inbox.snapshot())
+    spy.inbox.wait_for(lambda rs: pings(rs) >= then + 3, timeout=10)  # three seconds on
+    assert len(hellos()) <= seated_with + 1  # one may have crossed the Welcome
