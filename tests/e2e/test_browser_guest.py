@@ -341,9 +341,13 @@ def test_used_up_link_says_so(play: Play) -> None:
 def test_reload_keeps_the_redeemed_grant(play: Play) -> None:
     """A one-use link still plays after a reload: the page kept what it redeemed."""
     tab = play.seated(link=play.links.create("alice", uses=1))
+    before = tab.status()
+    assert before["clientId"].startswith("web-") and before["clientId"].endswith("@coplay")
     play.browser.driver.refresh()
     tab.js("window.__pad.plug()")
-    tab.wait(lambda s: s.get("seat") == 2, what="seat 2 again")
+    after = tab.wait(lambda s: s.get("seat") == 2, what="seat 2 again")
+    assert after["clientId"] == before["clientId"]  # the same device: a stable MQTT client id
+    assert after["epoch"] != before["epoch"]  # a new guest process, as far as the host knows
     tab.pad((1,))
     inputs(play.host, buttons=button_mask(B.B))
 

@@ -700,6 +700,7 @@
     host: view.host,
     controller: view.controller,
     connected,
+    clientId: tokens ? tokens.cid : null,
     epoch,
     seq,
     hidden,
