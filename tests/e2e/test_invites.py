@@ -116,6 +116,9 @@ def test_relay_killed_and_restarted_keeps_grants_and_revocations(stack: Stack) -
     alice = stack.join(alice_link, "alice")
     alice.wait_seated()
     bob = stack.join(bob_link, "bob")
+    bob.wait_log(
+        lambda e: e.get("event") == "link_status" and e.get("state") == "connected", timeout=30
+    )
     assert stack.host_cli(host, "revoke", "bob").returncode == 0
     assert bob.wait_exit(30) == 77
 
