@@ -51,6 +51,14 @@ def test_a_friend_with_only_the_link_plays(stack: Stack) -> None:
     no_streamer_secret(stack, guest)
     (kept,) = stack.kept_invites(guest)
     assert (kept["username"], kept["session"]) == ("alice", "s1")
+    # and the streamer's own app credentials no longer mint a token for a guest (the default)
+    relay = stack.relays[0]
+    reply = relay.post(
+        "/openapi/rm/user/token",
+        {"username": "mallory", "cid": relay.cid("m1")},
+        headers={"Authorization": relay.app_token()},
+    )
+    assert reply.status_code == 403 and "join link" in reply.json()["body"]
 
 
 def test_the_link_again_needs_no_new_redeem_and_a_used_link_elsewhere_exits_77(
