@@ -337,9 +337,7 @@
     } else {
       state = P.fromKeys(held);
       controller = "keyboard";
-      if (!window.isSecureContext) {
-        view.notice = "Keyboard only: browsers hide gamepads from pages that are not https:// or localhost.";
-      } else if (view.notice.startsWith("Your pad")) view.notice = "";
+      if (view.notice.startsWith("Your pad")) view.notice = "";
     }
     if (controller !== view.controller) {
       view.controller = controller;
@@ -448,7 +446,11 @@
         } else if (view.state === "Waiting for the host") {
           say("Connected, asking the host for a seat", "");
         }
-        if (frame.online && !mine && seated) seated = false; // seat freed: ask again
+        if (frame.online && !mine && seated) {
+          seated = false; // our seat was freed (idle, or the host restarted): ask again
+          view.seat = null;
+          say("Connected, asking the host for a seat");
+        }
         render();
         break;
       }
