@@ -20,8 +20,7 @@
 
   const RATE_HZ = 60; // keyframes while nothing changes
   const MAX_RATE_HZ = 500; // at most this many Input frames a second
-  const POLL_MS = 1; // asked for; browsers clamp repeating timers to about 4 ms...
-  const POLL_TIMERS = 2; // ...so two of them, started apart, poll about every 2 ms
+  const POLL_MS = 2; // the pad is read this often while the tab is visible
   const PING_MS = 1000;
   const HELLO_MS = 1000;
   const RUMBLE_CAP_MS = 2000; // a lost "stop" never leaves the pad shaking longer
@@ -590,30 +589,38 @@
 
   // ------------------------------------------------------------------ start
 
-  /* mqtt.js hands each packet to the WebSocket from a setTimeout(0), and browsers clamp
-   * that to 4 ms inside a timer callback nested five deep (every repeating timer after a
-   * few runs): 4 ms added to every frame. So timed work runs as a message task instead,
-   * where a zero timeout is not clamped. */
+  /* Repeating work without repeating timers. Browsers clamp a timer nested five deep (any
+   * setInterval after a few runs) to 4 ms, and in a tab hidden for a while let it wake only
+   * once a minute. Here each run is a message task that arms the next one-shot timer, so no
+   * timer is ever nested: polls stay POLL_MS apart while visible, Pings a second apart in a
+   * hidden tab (so the host keeps the seat), and mqtt.js's setTimeout(0) before each socket
+   * write is not clamped to 4 ms (it was: 4 ms on every frame). */
   const lane = new MessageChannel();
-  const jobs = [];
-  const MAX_JOBS = 16; // a stalled page must not pile up work
+  const jobs = []; // at most one job per chain waits here
   lane.port1.onmessage = () => {
     const job = jobs.shift();
     if (job) job();
   };
-  const asTask = (fn) => () => {
-    if (jobs.length >= MAX_JOBS) jobs.shift();
-    jobs.push(fn);
-    lane.port2.postMessage(0);
-  };
+  function every(ms, fn) {
+    const arm = () => {
+      jobs.push(run); // in the timer task: hand the work to a message task
+      lane.port2.postMessage(0);
+    };
+    const run = () => {
+      try {
+        fn();
+      } finally {
+        setTimeout(arm, ms); // armed from a message task: nesting level 1
+      }
+    };
+    setTimeout(arm, ms);
+  }
 
   function listen() {
     const timers = () => {
-      for (let i = 0; i < POLL_TIMERS; i++) {
-        setTimeout(() => setInterval(asTask(tick), POLL_MS), i * 2);
-      }
-      setInterval(asTask(sendPing), PING_MS);
-      setInterval(asTask(sendHello), HELLO_MS);
+      every(POLL_MS, tick);
+      every(PING_MS, sendPing);
+      every(HELLO_MS, sendHello);
     };
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "hidden") goNeutral();
