@@ -51,8 +51,8 @@ class Play:
         if host:
             self.start_host()
 
-    def start_host(self) -> StackHost:
-        self.host: StackHost = self.stack.host(self.relay, session=SESSION)
+    def start_host(self, **fields: Any) -> StackHost:
+        self.host: StackHost = self.stack.host(self.relay, session=SESSION, **fields)
         self.host.wait_ready()
         return self.host
 
@@ -398,3 +398,13 @@ def test_hello_until_welcome(play: Play) -> None:
     then = pings(spy.inbox.snapshot())
     spy.inbox.wait_for(lambda rs: pings(rs) >= then + 3, timeout=10)  # three seconds on
     assert len(hellos()) <= seated_with + 1  # one may have crossed the Welcome
+
+
+@pytest.mark.no_host
+def test_not_allowed_is_said_and_nothing_reaches_the_pad(play: Play) -> None:
+    play.start_host(allow=("bob",))
+    tab = play.open("alice")
+    tab.js("window.__pad.plug()")
+    tab.wait(lambda s: s["state"] == "Stopped", what="stopped")
+    assert tab.text("problem").startswith("The host does not let alice play")
+    assert not play.host.lines("input")
