@@ -28,6 +28,10 @@ from tests.support.stack import Stack, StackHost
 
 pytestmark = pytest.mark.slow
 SESSION = "s1"
+KEPT_SECRETS = (
+    "return Object.keys(localStorage).filter(k => k.startsWith('coplay.grant.'))"
+    ".map(k => JSON.parse(localStorage.getItem(k)).grant.appClientSecret)"
+)
 SCREENSHOT_ENV = "COPLAY_SCREENSHOT_DIR"  # set it to keep the screenshot (README's is from here)
 
 # W3C standard-mapping button index -> the SDL button DESIGN maps it to
@@ -66,6 +70,10 @@ class Play:
         if plug:
             tab.js("window.__pad.plug()")
         tab.wait(lambda s: s.get("seat") == 2, what="seat 2")
+        kept = tab.js(KEPT_SECRETS)  # the redeemed credential, kept by the page
+        assert kept and all(kept)
+        for secret in kept:  # for the log scan (test_zz_no_secrets_in_logs)
+            self.stack.ledger.secret("a browser friend's credential", secret)
         return tab
 
     def spy(self, topic: str) -> RawClient:
