@@ -35,6 +35,7 @@ from relay.frames import Button
 SESSION = "demo"
 HOST_USER = "streamer"
 GUEST_USER = "friend"
+BROWSER_USER = "browser"  # seat 3: a person may open the page and play along
 BUTTON_LABELS = {
     Button.A: "A",
     Button.B: "B",
@@ -95,6 +96,7 @@ class Demo:
     parts: list[Part] = field(default_factory=list)
     api_port: int = field(default_factory=free_port)
     mqtt_port: int = field(default_factory=free_port)
+    ws_port: int = field(default_factory=free_port)
 
     def env(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -117,6 +119,7 @@ class Demo:
             "[server]\n"
             f'api_listen = "127.0.0.1:{self.api_port}"\n'
             f'mqtt_listen = "127.0.0.1:{self.mqtt_port}"\n'
+            f'ws_listen = "127.0.0.1:{self.ws_port}"\n'
             'jwt_secret_file = "jwt_secret"\n'
             f'state_db = "{w / "relay.sqlite3"}"\n'
             "max_token_s = 3600\n\n"
@@ -136,8 +139,9 @@ class Demo:
             f'session = "{SESSION}"\n'
         )
         (w / "host.toml").write_text(
-            common + f'username = "{HOST_USER}"\n\n[host]\nseats = [2]\n'
-            f'allow = ["{GUEST_USER} = 2"]\nsink = "{sink}"\nstatus_interval_s = 0\n'
+            common + f'username = "{HOST_USER}"\n\n[host]\nseats = [2, 3]\n'
+            f'allow = ["{GUEST_USER} = 2", "{BROWSER_USER} = 3"]\n'
+            f'sink = "{sink}"\nstatus_interval_s = 0\n'
         )
 
     def start(self, name: str, argv: Sequence[str]) -> Part:
@@ -156,12 +160,12 @@ class Demo:
         self.parts.append(part)
         return part
 
-    def invite(self) -> str | None:
-        """``coplay-host invite friend``: the join link it prints (its only stdout line)."""
+    def invite(self, user: str = GUEST_USER) -> str | None:
+        """``coplay-host invite USER``: the join link it prints (its only stdout line)."""
         log = self.workdir / "invite.log"
-        with open(log, "wb") as err:
+        with open(log, "ab") as err:
             done = subprocess.run(
-                [sys.executable, "-m", "host.cli", "invite", "--config", "host.toml", GUEST_USER],
+                [sys.executable, "-m", "host.cli", "invite", "--config", "host.toml", user],
                 cwd=self.workdir,
                 env=self.env("host"),
                 stdin=subprocess.DEVNULL,
@@ -280,6 +284,9 @@ def run_demo(seconds: float, keep: bool) -> int:
             f"{'uinput available' if uinput_ok else 'no writable /dev/uinput here'}) "
             "and guest (coplay-guest join LINK, virtual pad) started; Ctrl-C stops early"
         )
+        browser_link = demo.invite(BROWSER_USER)
+        if browser_link is not None:
+            print(f"coplay demo: play along as P3 in a browser on this machine: {browser_link}")
         end = time.monotonic() + 20 + seconds
         first_at: float | None = None
         shown = ""

@@ -31,6 +31,7 @@ from relay.service.broker import create_broker, disconnect_revoked
 from relay.service.claims import TokenIssuer
 from relay.service.invite_store import InviteStore
 from relay.service.invites import InviteService, invite_routes, public_addresses
+from relay.service.joinpage import JoinPage
 from relay.service.limits import ensure_open_files, report_status
 from relay.service.ratelimit import RateLimiter, proxy_networks
 
@@ -135,6 +136,14 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         guest_token_s=server.guest_token_s,
     )
     broker_url, ws_url = public_addresses(config)
+    wildcard = ("0.0.0.0", "::", "")  # noqa: S104 (compared with, not bound to)
+    if not server.public_url and parse_listen(server.api_listen)[0] in wildcard:
+        log.warning(
+            "public_url_unset",
+            note="join links will point at a wildcard address; set [server] public_url "
+            "to the address friends reach",
+        )
+    page = JoinPage(ws_url)
     invites = InviteService(
         config.apps,
         issuer,
@@ -151,7 +160,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         RateLimiter(server.rate_limit_per_min),
         log,
         proxy_networks(server.trusted_proxies),
-        extra_routes=lambda strict: invite_routes(invites, strict),
+        extra_routes=lambda strict: [*invite_routes(invites, strict), *page.handlers()],
     )
     uv_config = uvicorn.Config(
         app,
@@ -182,6 +191,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
                 api=f"{scheme}://{server.api_listen}",
                 mqtt=f"{mqtt_scheme}://{server.mqtt_listen}",
                 ws=f"{ws_scheme}://{server.ws_listen}" if server.ws_listen else None,
+                join=f"{config.public_url}/join",
                 apps=len(config.apps),
             )
             await asyncio.wait({api_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)

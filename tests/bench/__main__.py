@@ -22,6 +22,8 @@ asserted; the exit code is 1 only when a benchmark could not run.
 At the end it prints the README's Performance block (``tests.bench.readme``):
 the latency table and the budgets, with the date, the machine (``lscpu``) and
 the load, and a warning when the machine was busy.
+- ``browser``            pad change -> host sink, browser guest (headless Chromium) beside
+                         the Python guest, through the embedded broker (own relay)
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from typing import Any
 
 from tests.bench import (
     bench_broker,
+    bench_browser,
     bench_bytes,
     bench_freeze,
     bench_guest_cpu,
@@ -62,6 +65,7 @@ BENCHES = (
     "host_cost",
     "guest_cpu",
     "bytes",
+    "browser",
 )
 
 
@@ -190,6 +194,14 @@ def info_rows(results: dict[str, dict[str, Any]]) -> list[list[Any]]:
                 "info",
             ]
         )
+    r = results.get("browser")
+    if r:
+        for name, label in (("python_tcp", "Python/TCP"), ("python_ws", "Python/WS"),
+                            ("browser_ws", "browser/WS")):  # fmt: skip
+            c = r[name]["pad_change_us"]
+            value = _ms(c["p50"], c["p99"], c["max"]) + f" (n={int(c['n'])})"
+            rows.append(["pad change -> sink, embedded", f"p50 / p99 / max, {label}", value,
+                         "-", "info"])  # fmt: skip
     r = results.get("bytes")
     if r:
         rows.append(
@@ -277,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         attempt("host_cost", lambda: bench_host_cost.run(plan.host_frames))
         attempt("guest_cpu", lambda: guest_cpu(plan))
         attempt("bytes", bench_bytes.run)
+        attempt("browser", lambda: bench_browser.run(work / "browser", plan.latency_s))
 
     budgets: list[Budget] = [b for r in results.values() for b in r.pop("budget_objects", [])]
     rows = [b.row() for b in budgets] + info_rows(results)

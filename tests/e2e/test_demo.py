@@ -36,6 +36,9 @@ def test_demo_shows_player_2_prints_latency_and_stops_everything(tmp_path: Path)
     assert done.returncode == 0, out + done.stderr
     assert re.search(r"^P2 friend ", out, re.M), "the P2 pad state is shown"
     assert "seat 2" in out, "the guest's status shows its seat"
+    assert re.search(
+        r"in a browser on this machine: http://127\.0\.0\.1:\d+/join#\S{22,}$", out, re.M
+    )
     assert re.search(r"p50 ([\d.]+) ms\s+p90 ([\d.]+) ms\s+p99 ([\d.]+) ms", out), out
     assert "exit codes {'guest': 0, 'host': 0, 'relay': 0}" in out
     ports = re.search(

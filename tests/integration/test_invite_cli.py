@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.support.relay_service import ROOT, RelayService
 
@@ -101,3 +102,13 @@ def test_guest_join_with_an_unknown_code_exits_77_in_one_sentence(
     )
     assert CODE not in done.stderr
     assert not list(tmp_path.rglob("invites/*.json")), "nothing kept for a refused link"
+
+
+def test_redeem_guessing_is_rate_limited_per_address(relay_service_factory: Any) -> None:
+    """A stranger trying codes gets 429 with Retry-After once the address's budget is spent."""
+    relay = relay_service_factory(rate_limit_per_min=5)
+    statuses = [relay.redeem(f"{i:032d}").status_code for i in range(8)]
+    assert statuses[:5] == [401] * 5
+    assert set(statuses[5:]) == {429}
+    reply = relay.redeem("9" * 32)
+    assert reply.status_code == 429 and int(reply.headers["Retry-After"]) >= 1
