@@ -19,6 +19,7 @@ works (used up, expired, revoked) exits 77 with the relay's reason
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import secrets
 import signal
@@ -157,11 +158,6 @@ def run_joined(
 ) -> int:
     """``join``: redeem the link (or reuse the kept redeem), then run as every guest does."""
     path, stored = join(link, os.environ)
-    if args.name is not None:
-        try:
-            guest = msgspec.structs.replace(guest, name=msgspec.convert(args.name, _Name))
-        except msgspec.ValidationError:
-            raise UsageError("--name: 64 characters at most") from None
     config = GuestConfig(path=path, link=link_settings(stored, section), guest=guest)
     try:
         return run_guest(config, args, hidden=(link, parse_link(link)[1]))
@@ -174,6 +170,12 @@ _Name = Annotated[str, msgspec.Meta(max_length=64)]
 
 def run_guest(config: GuestConfig, args: argparse.Namespace, hidden: Sequence[str] = ()) -> int:
     """Run the guest until a signal, a final Reject, or refused credentials."""
+    if args.name is not None:  # --name wins over [guest] name
+        try:
+            name = msgspec.convert(args.name, _Name)
+        except msgspec.ValidationError:
+            raise UsageError("--name: 64 characters at most") from None
+        config = dataclasses.replace(config, guest=msgspec.structs.replace(config.guest, name=name))
     redactor = Redactor([*config.link.secrets, *hidden])
     stderr = LineStream(sys.stderr)
     configure_logging(
