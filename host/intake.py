@@ -101,6 +101,16 @@ class Intake:
             entry.tokens = tokens - 1.0
             return True
 
+    def reject_due(self, user: str, now: float) -> bool:
+        """Whether a Reject to ``user`` could go out now (spends nothing).
+
+        The host skips decoding a frame from a user who is not allowed unless it is
+        due, so a flood of them costs a look-up each.
+        """
+        with self._lock:
+            entry = self._users.get(user)
+            return entry is None or now - entry.last_reject >= REJECT_INTERVAL_S
+
     def may_reject(self, user: str, size: int, now: float) -> bool:
         """Whether a Reject of ``size`` bytes may go to ``user`` now (spends the credit)."""
         with self._lock:
