@@ -130,10 +130,10 @@ class HostDaemon:
         now = self._clock.monotonic()
         if not self.intake.admit(user, len(payload), now):
             return  # counted there: one user's flood is dropped before decoding
-        if self._allowed is not None and user not in self._allowed:
-            if not self.intake.reject_due(user, now):
-                self._drops[DropReason.NOT_ALLOWED] += 1  # rule 2: not decoded, not answered
-                return
+        allowed = self._allowed
+        if allowed is not None and user not in allowed and not self.intake.reject_due(user, now):
+            self._drops[DropReason.NOT_ALLOWED] += 1  # rule 2: not decoded, not answered
+            return
         frame = self._codec.decode(payload)
         if isinstance(frame, Drop):
             self._drop(frame.value, topic)
