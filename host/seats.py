@@ -28,6 +28,7 @@ REMEMBER_EPOCHS: Final = 8  # ended/replaced epochs kept per seat, never accepte
 REJECT_MEMORY: Final = 1024  # users whose last Reject is remembered (rate limit)
 SEQ_WINDOW: Final = 1 << 16  # rule 4: (seq - last) mod 2**32 in [1, SEQ_WINDOW) is newer
 DRIFT_US_PER_S: Final = 500.0  # rule 9: the best delay may rise this fast (clock drift)
+DRIFT_SPAN_S: Final = 1.0  # ... credited for at most this long between two frames
 LATE_RESYNC_S: Final = 1.0  # frames late this long without catching up: the best was wrong
 _MASK: Final = WRAP - 1
 
@@ -241,7 +242,8 @@ class SeatTable:
             seat.best = delay
             seat.best_at = now
             return False
-        best += (now - seat.best_at) * DRIFT_US_PER_S
+        # drift is credited for at most DRIFT_SPAN_S at a time: a stall earns no slack
+        best += min(now - seat.best_at, DRIFT_SPAN_S) * DRIFT_US_PER_S
         excess = (delay - best) % WRAP
         if excess >= HALF:
             excess -= WRAP

@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from host.seats import DRIFT_SPAN_S, DRIFT_US_PER_S
 from relay.clock import now_us32
 from relay.frames import Button, FrameCodec, Input, PadState, Ping, Reject
 from relay.topics import Topics
@@ -81,7 +82,9 @@ def test_a_host_stopped_for_5s_replays_nothing_and_jumps_to_the_newest_state(
     resumed_ns = time.monotonic_ns()
     host.wait_lines("input", after=mark, buttons=_bit("Y"))
     after = _inputs(host.lines()[mark:])
-    limit_us = STALE_MS * 1000 + best_us
+    # rule 9 measures from the best delay (<= best_us, which is stamped later, at the sink);
+    # the drift it allows adds at most DRIFT_US_PER_S * DRIFT_SPAN_S across the stall
+    limit_us = STALE_MS * 1000 + best_us + DRIFT_US_PER_S * DRIFT_SPAN_S
     assert all(x["lat_us"] <= limit_us for x in after), [x["lat_us"] for x in after][:5]
     assert after[0]["buttons"] == _bit("Y"), "the first state after the stall is the newest"
     assert all(x["buttons"] == _bit("Y") for x in after)
