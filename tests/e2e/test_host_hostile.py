@@ -33,6 +33,7 @@ STALL_S = 5.0
 STALE_MS = 250
 FLOOD_PINGS = 5000
 MAX_GAP_MS = 250  # a seated player's applied inputs while an attack runs beside them
+HOST_RSS_BOUND_KB = 10_000  # host memory growth over the Reject flood (the report: +123 MB)
 CODEC = FrameCodec()
 
 
@@ -108,6 +109,7 @@ def test_a_reject_flood_costs_fewer_bytes_out_than_in_and_the_player_plays_on(
         bob.subscribe(topics.output("bob"))
         quiet = _latencies(host, guest, 1.0)
         mark = len(host.lines())
+        rss_before = _rss_kb(host)
         bytes_in = 0
         playing = threading.Thread(target=_play, args=(guest, 2.0), daemon=True)
         playing.start()
@@ -127,13 +129,15 @@ def test_a_reject_flood_costs_fewer_bytes_out_than_in_and_the_player_plays_on(
         gap_ms = _largest_gap_ms(host.lines()[mark:])
         rejects = [m for m in bob.inbox.snapshot() if isinstance(CODEC.decode(m.payload), Reject)]
         bytes_out = sum(len(m.payload) for m in rejects)
+        grown_kb = _rss_kb(host) - rss_before
     finally:
         bob.close()
     print(
         f"reject flood: {FLOOD_PINGS} Pings, {bytes_in} B in, {len(rejects)} Rejects, "
         f"{bytes_out} B out; player p99 {_p99_ms(quiet):.2f} ms quiet, "
-        f"{_p99_ms(during):.2f} ms during; largest gap {gap_ms:.0f} ms"
+        f"{_p99_ms(during):.2f} ms during; largest gap {gap_ms:.0f} ms; host RSS +{grown_kb} kB"
     )
+    assert grown_kb < HOST_RSS_BOUND_KB
     assert len(rejects) >= 1 and bytes_out <= bytes_in
     assert logged == len(rejects)
     assert gap_ms <= MAX_GAP_MS
@@ -228,6 +232,14 @@ def _latencies(host: StackHost, guest: StackGuest, seconds: float) -> list[int]:
     mark = len(host.lines())
     _play(guest, seconds)
     return [x["lat_us"] for x in _inputs(host.lines()[mark:])]
+
+
+def _rss_kb(host: StackHost) -> int:
+    assert host.proc is not None
+    for line in Path(f"/proc/{host.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
 
 
 def _p99_ms(values: list[int]) -> float:
