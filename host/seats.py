@@ -112,7 +112,7 @@ class _Seat:
         self.last_input = 0.0  # when an Input of this epoch was last applied
         # rule 9: the smallest ``host_now - t`` (us, mod 2**32) of this epoch, raised by
         # DRIFT_US_PER_S since ``best_at``; None until the epoch's first Input
-        self.best: float | None = None
+        self.best: float | None = None  # float: the drift allowance adds fractions
         self.best_at = 0.0
         self.late_since: float | None = None  # first of an unbroken run of late frames
         self.late_excess = 0.0  # how late that first one was (us)
@@ -224,7 +224,7 @@ class SeatTable:
     def _first_input(seat: _Seat, frame: Input, now: float) -> None:
         seat.last_seq = frame.seq
         seat.last_input = now
-        seat.best = float((int(now * 1e6) - frame.t) & _MASK)
+        seat.best = (int(now * 1e6) - frame.t) & _MASK
         seat.best_at = now
 
     def _late(self, seat: _Seat, t: int, now: float) -> bool:
@@ -236,23 +236,29 @@ class SeatTable:
         (two machines' clocks drift apart); frames late for LATE_RESYNC_S without
         catching up (a forged stamp once lowered the best) make the best start over.
         """
-        delay = float((int(now * 1e6) - t) & _MASK)
+        delay = (int(now * 1e6) - t) & _MASK
         best = seat.best
         if best is None:
             seat.best = delay
             seat.best_at = now
             return False
         # drift is credited for at most DRIFT_SPAN_S at a time: a stall earns no slack
-        best += min(now - seat.best_at, DRIFT_SPAN_S) * DRIFT_US_PER_S
-        excess = (delay - best) % WRAP
+        gap = now - seat.best_at
+        best += (gap if gap < DRIFT_SPAN_S else DRIFT_SPAN_S) * DRIFT_US_PER_S
+        if best >= WRAP:
+            best -= WRAP
+        excess = delay - best  # both in [0, 2**32): bring it into [-2**31, 2**31)
         if excess >= HALF:
             excess -= WRAP
+        elif excess < -HALF:
+            excess += WRAP
         seat.best_at = now
         if excess <= self._stale_us:
-            seat.best = delay if excess < 0 else best % WRAP
-            seat.late_since = None
+            seat.best = delay if excess < 0 else best
+            if seat.late_since is not None:
+                seat.late_since = None
             return False
-        seat.best = best % WRAP
+        seat.best = best
         since = seat.late_since
         if since is None:
             seat.late_since = now
