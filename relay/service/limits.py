@@ -59,6 +59,7 @@ from amqtt.errors import NoDataError
 from relay.topics import topic_matches
 
 PUBLISH: Final = 3
+WS_MESSAGE_PACKETS: Final = 16  # a WebSocket message may carry this many max-size packets
 _MAX_LENGTH_BYTES: Final = 4  # MQTT's remaining length is at most four bytes
 
 
@@ -367,6 +368,10 @@ class BrokerLimitsMixin:
         if not self._admit():
             await websocket.close()
             return
+        protocol = getattr(websocket, "protocol", None)
+        if protocol is not None and hasattr(protocol, "max_size"):
+            # websockets buffers a whole message (1 MiB by default) before we see a byte
+            protocol.max_size = self.coplay_limits.max_packet_bytes * WS_MESSAGE_PACKETS
         try:
             await self._client_connected(  # type: ignore[attr-defined]
                 listener_name,
