@@ -439,7 +439,10 @@ def ensure_open_files(max_connections: int, log: Any) -> None:
     At the limit, accept() fails and the token API stops answering too, so the units set
     LimitNOFILE above the default ``max_connections`` (see systemd/coplay-relay.service).
     """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:  # under a seccomp filter even reading the limit may be refused: then trust the unit
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except OSError:
+        return
     wanted = max_connections + FILES_BESIDES_CLIENTS
     if soft != resource.RLIM_INFINITY and soft < wanted:
         target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
