@@ -102,6 +102,8 @@ class HostDaemon:
         )
         self.writer = PadWriter(self.table, sink, clock, on_actions=self._carry_out)
         self.intake = Intake()  # per-user frame budget, Reject limits (network thread)
+        allowed = settings.allowed()
+        self._allowed = frozenset(allowed) if allowed else None  # None: first come
         self._drops: Counter[str] = Counter()  # before the seat table (network thread only)
         self._throttle = Throttle(10.0)
         self._state_lock = threading.Lock()  # HostState publishes go out in order
@@ -128,6 +130,10 @@ class HostDaemon:
         now = self._clock.monotonic()
         if not self.intake.admit(user, len(payload), now):
             return  # counted there: one user's flood is dropped before decoding
+        allowed = self._allowed
+        if allowed is not None and user not in allowed and not self.intake.reject_due(user, now):
+            self._drops[DropReason.NOT_ALLOWED] += 1  # rule 2: not decoded, not answered
+            return
         frame = self._codec.decode(payload)
         if isinstance(frame, Drop):
             self._drop(frame.value, topic)

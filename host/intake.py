@@ -18,16 +18,16 @@ Anything a stranger can send is bounded here, before decoding and after the seat
   so the log lines follow the same limits.
 
 So per user, Reject bytes out never exceed that user's frame bytes in plus one
-allowance; the user table holds at most ``MAX_USERS`` entries (the least recently seen
-is forgotten first).
+allowance; the user table holds at most ``MAX_USERS`` entries (the first seen is
+forgotten first).
 
-One lock guards the tables; the network thread is the only caller in practice.
+Only paho's network thread calls :meth:`admit`, :meth:`reject_due` and
+:meth:`may_reject` (Rejects come only from frames), so the tables need no lock;
+:meth:`counts` reads plain ints from the main thread.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Final
 
 INTAKE_RATE_HZ: Final = 2500.0  # frames a second per user (a real guest: <= 2000 + Pings)
@@ -63,8 +63,7 @@ class Intake:
         self._rate = rate_hz
         self._burst = burst
         self._max_users = max_users
-        self._users: OrderedDict[str, _User] = OrderedDict()
-        self._lock = threading.Lock()
+        self._users: dict[str, _User] = {}  # insertion order: the oldest is forgotten first
         self._global_tokens = REJECT_GLOBAL_BURST
         self._global_updated: float | None = None
         self.over_budget = 0
@@ -77,57 +76,62 @@ class Intake:
         found = self._users.get(user)
         if found is None:
             if len(self._users) >= self._max_users:
-                self._users.popitem(last=False)
+                del self._users[next(iter(self._users))]  # the longest known goes first
             found = self._users[user] = _User(now)
             found.tokens = self._burst
-        else:
-            self._users.move_to_end(user)
         return found
 
     def admit(self, user: str, size: int, now: float) -> bool:
         """Whether ``user``'s frame of ``size`` bytes may be processed (counted if not)."""
-        with self._lock:
-            entry = self._user(user, now)
-            self.bytes_in += size
-            credit = entry.credit + size
-            entry.credit = credit if credit < REJECT_CREDIT_CAP else REJECT_CREDIT_CAP
-            tokens = entry.tokens + (now - entry.updated) * self._rate
-            entry.updated = now
-            tokens = min(tokens, self._burst)
-            if tokens < 1.0:
-                entry.tokens = tokens
-                self.over_budget += 1
-                return False
-            entry.tokens = tokens - 1.0
-            return True
+        entry = self._users.get(user) or self._user(user, now)
+        self.bytes_in += size
+        credit = entry.credit + size
+        entry.credit = credit if credit < REJECT_CREDIT_CAP else REJECT_CREDIT_CAP
+        tokens = entry.tokens + (now - entry.updated) * self._rate
+        entry.updated = now
+        if tokens > self._burst:  # noqa: PLR1730 (min() is a call on the hot path)
+            tokens = self._burst
+        if tokens < 1.0:
+            entry.tokens = tokens
+            self.over_budget += 1
+            return False
+        entry.tokens = tokens - 1.0
+        return True
+
+    def reject_due(self, user: str, now: float) -> bool:
+        """Whether a Reject to ``user`` could go out now (spends nothing).
+
+        The host skips decoding a frame from a user who is not allowed unless it is
+        due, so a flood of them costs a look-up each.
+        """
+        entry = self._users.get(user)
+        return entry is None or now - entry.last_reject >= REJECT_INTERVAL_S
 
     def may_reject(self, user: str, size: int, now: float) -> bool:
         """Whether a Reject of ``size`` bytes may go to ``user`` now (spends the credit)."""
-        with self._lock:
-            entry = self._user(user, now)
-            last = self._global_updated
-            tokens = self._global_tokens
-            if last is not None:
-                tokens = min(REJECT_GLOBAL_BURST, tokens + (now - last) * REJECT_GLOBAL_HZ)
-            self._global_updated = now
-            self._global_tokens = tokens
-            if now - entry.last_reject < REJECT_INTERVAL_S or entry.credit < size or tokens < 1:
-                self.rejects_suppressed += 1
-                return False
-            entry.last_reject = now
-            entry.credit -= size
-            self._global_tokens = tokens - 1
-            self.rejects_sent += 1
-            self.reject_bytes += size
-            return True
+        entry = self._user(user, now)
+        last = self._global_updated
+        tokens = self._global_tokens
+        if last is not None:
+            tokens = min(REJECT_GLOBAL_BURST, tokens + (now - last) * REJECT_GLOBAL_HZ)
+        self._global_updated = now
+        self._global_tokens = tokens
+        if now - entry.last_reject < REJECT_INTERVAL_S or entry.credit < size or tokens < 1:
+            self.rejects_suppressed += 1
+            return False
+        entry.last_reject = now
+        entry.credit -= size
+        self._global_tokens = tokens - 1
+        self.rejects_sent += 1
+        self.reject_bytes += size
+        return True
 
     def counts(self) -> dict[str, int]:
-        """The counters for the status line."""
-        with self._lock:
-            return {
-                "over_budget": self.over_budget,
-                "rejects_sent": self.rejects_sent,
-                "rejects_suppressed": self.rejects_suppressed,
-                "reject_bytes_out": self.reject_bytes,
-                "bytes_in": self.bytes_in,
-            }
+        """The counters for the status line (plain ints: read from any thread)."""
+        return {
+            "over_budget": self.over_budget,
+            "rejects_sent": self.rejects_sent,
+            "rejects_suppressed": self.rejects_suppressed,
+            "reject_bytes_out": self.reject_bytes,
+            "bytes_in": self.bytes_in,
+        }

@@ -39,6 +39,7 @@ REMEMBER_EPOCHS: Final = 8  # ended/replaced epochs kept per seat, never accepte
 REJECT_MEMORY: Final = 1024  # users whose last Reject is remembered (rate limit)
 SEQ_WINDOW: Final = 1 << 16  # rule 4: (seq - last) mod 2**32 in [1, SEQ_WINDOW) is newer
 DRIFT_US_PER_S: Final = 500.0  # rule 9: the best delay may rise this fast (clock drift)
+DRIFT_SPAN_S: Final = 1.0  # ... credited for at most this long between two frames
 LATE_RESYNC_S: Final = 1.0  # frames late this long without catching up: the best was wrong
 _MASK: Final = WRAP - 1
 
@@ -123,7 +124,7 @@ class _Seat:
         self.last_input = 0.0  # when an Input of this epoch was last applied
         # rule 9: the smallest ``host_now - t`` (us, mod 2**32) of this epoch, raised by
         # DRIFT_US_PER_S since ``best_at``; None until the epoch's first Input
-        self.best: float | None = None
+        self.best: float | None = None  # float: the drift allowance adds fractions
         self.best_at = 0.0
         self.late_since: float | None = None  # first of an unbroken run of late frames
         self.late_excess = 0.0  # how late that first one was (us)
@@ -235,7 +236,7 @@ class SeatTable:
     def _first_input(seat: _Seat, frame: Input, now: float) -> None:
         seat.last_seq = frame.seq
         seat.last_input = now
-        seat.best = float((int(now * 1e6) - frame.t) & _MASK)
+        seat.best = (int(now * 1e6) - frame.t) & _MASK
         seat.best_at = now
 
     def _late(self, seat: _Seat, t: int, now: float) -> bool:
@@ -247,22 +248,29 @@ class SeatTable:
         (two machines' clocks drift apart); frames late for LATE_RESYNC_S without
         catching up (a forged stamp once lowered the best) make the best start over.
         """
-        delay = float((int(now * 1e6) - t) & _MASK)
+        delay = (int(now * 1e6) - t) & _MASK
         best = seat.best
         if best is None:
             seat.best = delay
             seat.best_at = now
             return False
-        best += (now - seat.best_at) * DRIFT_US_PER_S
-        excess = (delay - best) % WRAP
+        # drift is credited for at most DRIFT_SPAN_S at a time: a stall earns no slack
+        gap = now - seat.best_at
+        best += (gap if gap < DRIFT_SPAN_S else DRIFT_SPAN_S) * DRIFT_US_PER_S
+        if best >= WRAP:
+            best -= WRAP
+        excess = delay - best  # both in [0, 2**32): bring it into [-2**31, 2**31)
         if excess >= HALF:
             excess -= WRAP
+        elif excess < -HALF:
+            excess += WRAP
         seat.best_at = now
         if excess <= self._stale_us:
-            seat.best = delay if excess < 0 else best % WRAP
-            seat.late_since = None
+            seat.best = delay if excess < 0 else best
+            if seat.late_since is not None:
+                seat.late_since = None
             return False
-        seat.best = best % WRAP
+        seat.best = best
         since = seat.late_since
         if since is None:
             seat.late_since = now

@@ -27,14 +27,21 @@ Retained messages are kept only on a host's own ``{prefix}/{session}/host`` (see
 The log throttles key on a fixed set of reasons, never on text a client chose
 (:class:`relay.logs.Throttle` is also capped in size).
 
-amqtt 0.12 has none of these bounds; the broker module enforces them around it:
-the reader adapter here frames packets itself (public MQTT framing, no amqtt code),
-and :mod:`relay.service.broker` overrides the broker's public connect hooks
-(``stream_connected``, ``ws_connected``, ``retain_message``, ``add_subscription``), the
-handler's ``mqtt_publish``, and two private methods it already mirrors
-(``_initialize_client_session``; ``_retain_broadcast_message`` for the offline queue).
-The subscription table is a dict whose iteration is a snapshot, so a subscribe during a
-delivery no longer raises "dictionary changed size during iteration".
+amqtt 0.12 has none of these bounds, so they are enforced around it, by the two
+mixins here that :mod:`relay.service.broker` puts in front of amqtt's classes:
+
+- :class:`PacketReader` frames packets itself (public MQTT framing, no amqtt code)
+  between the socket and amqtt: packet size, the CONNECT deadline, the publish rate;
+- :class:`BrokerLimitsMixin` overrides the broker's connect hooks (``stream_connected``,
+  ``ws_connected``: connection count, the reader, closing the socket, the WebSocket
+  message size), ``add_subscription`` and ``retain_message``, and two private parts:
+  ``_retain_broadcast_message`` (the offline queue) and the ``_subscriptions`` table,
+  replaced by a :class:`SnapshotDict` whose iteration is a copy, so a subscribe during
+  a delivery no longer raises "dictionary changed size during iteration";
+- :class:`HandlerLimits` overrides the protocol handler's ``mqtt_publish`` (pending
+  deliveries) and drops a client by cancelling its reader and aborting its socket.
+
+Each is attacked by ``tests/integration/test_broker_limits.py`` and the load suite.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from amqtt.errors import NoDataError
 from relay.topics import topic_matches
 
 PUBLISH: Final = 3
+WS_MESSAGE_PACKETS: Final = 16  # a WebSocket message may carry this many max-size packets
 _MAX_LENGTH_BYTES: Final = 4  # MQTT's remaining length is at most four bytes
 
 
@@ -367,6 +375,10 @@ class BrokerLimitsMixin:
         if not self._admit():
             await websocket.close()
             return
+        protocol = getattr(websocket, "protocol", None)
+        if protocol is not None and hasattr(protocol, "max_size"):
+            # websockets buffers a whole message (1 MiB by default) before we see a byte
+            protocol.max_size = self.coplay_limits.max_packet_bytes * WS_MESSAGE_PACKETS
         try:
             await self._client_connected(  # type: ignore[attr-defined]
                 listener_name,
@@ -427,7 +439,10 @@ def ensure_open_files(max_connections: int, log: Any) -> None:
     At the limit, accept() fails and the token API stops answering too, so the units set
     LimitNOFILE above the default ``max_connections`` (see systemd/coplay-relay.service).
     """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:  # under a seccomp filter even reading the limit may be refused: then trust the unit
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except OSError:
+        return
     wanted = max_connections + FILES_BESIDES_CLIENTS
     if soft != resource.RLIM_INFINITY and soft < wanted:
         target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)

@@ -30,3 +30,24 @@ def test_a_guest_seated_by_a_host_stops_waiting(stack: Stack, mosquitto: Mosquit
     guest.wait_seated()
     seated = guest.status(state="connected", seat=2)
     assert seated["note"] == ""
+
+
+def test_with_the_broker_gone_the_guest_says_it_is_unreachable(
+    stack: Stack, private_mosquitto: Mosquitto
+) -> None:
+    guest = stack.guest(private_mosquitto, "alice")
+    guest.status(state="connected", note="waiting for the host to come online")
+    private_mosquitto.kill()
+    gone = guest.status(state="reconnecting", note="broker unreachable")
+    assert gone["seat"] is None
+    mark = guest.mark()
+    private_mosquitto.start()
+    guest.wait_log(
+        lambda e: (
+            e.get("event") == "guest_status"
+            and e.get("state") == "connected"
+            and e.get("note") == "waiting for the host to come online"
+        ),
+        timeout=30,
+        since=mark,
+    )

@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from host.seats import DRIFT_SPAN_S, DRIFT_US_PER_S
 from relay.clock import now_us32
 from relay.frames import Button, FrameCodec, Input, PadState, Ping, Reject
 from relay.topics import Topics
@@ -32,6 +33,7 @@ STALL_S = 5.0
 STALE_MS = 250
 FLOOD_PINGS = 5000
 MAX_GAP_MS = 250  # a seated player's applied inputs while an attack runs beside them
+HOST_RSS_BOUND_KB = 10_000  # host memory growth over the Reject flood (the report: +123 MB)
 CODEC = FrameCodec()
 
 
@@ -81,7 +83,9 @@ def test_a_host_stopped_for_5s_replays_nothing_and_jumps_to_the_newest_state(
     resumed_ns = time.monotonic_ns()
     host.wait_lines("input", after=mark, buttons=_bit("Y"))
     after = _inputs(host.lines()[mark:])
-    limit_us = STALE_MS * 1000 + best_us
+    # rule 9 measures from the best delay (<= best_us, which is stamped later, at the sink);
+    # the drift it allows adds at most DRIFT_US_PER_S * DRIFT_SPAN_S across the stall
+    limit_us = STALE_MS * 1000 + best_us + DRIFT_US_PER_S * DRIFT_SPAN_S
     assert all(x["lat_us"] <= limit_us for x in after), [x["lat_us"] for x in after][:5]
     assert after[0]["buttons"] == _bit("Y"), "the first state after the stall is the newest"
     assert all(x["buttons"] == _bit("Y") for x in after)
@@ -105,6 +109,7 @@ def test_a_reject_flood_costs_fewer_bytes_out_than_in_and_the_player_plays_on(
         bob.subscribe(topics.output("bob"))
         quiet = _latencies(host, guest, 1.0)
         mark = len(host.lines())
+        rss_before = _rss_kb(host)
         bytes_in = 0
         playing = threading.Thread(target=_play, args=(guest, 2.0), daemon=True)
         playing.start()
@@ -124,13 +129,15 @@ def test_a_reject_flood_costs_fewer_bytes_out_than_in_and_the_player_plays_on(
         gap_ms = _largest_gap_ms(host.lines()[mark:])
         rejects = [m for m in bob.inbox.snapshot() if isinstance(CODEC.decode(m.payload), Reject)]
         bytes_out = sum(len(m.payload) for m in rejects)
+        grown_kb = _rss_kb(host) - rss_before
     finally:
         bob.close()
     print(
         f"reject flood: {FLOOD_PINGS} Pings, {bytes_in} B in, {len(rejects)} Rejects, "
         f"{bytes_out} B out; player p99 {_p99_ms(quiet):.2f} ms quiet, "
-        f"{_p99_ms(during):.2f} ms during; largest gap {gap_ms:.0f} ms"
+        f"{_p99_ms(during):.2f} ms during; largest gap {gap_ms:.0f} ms; host RSS +{grown_kb} kB"
     )
+    assert grown_kb < HOST_RSS_BOUND_KB
     assert len(rejects) >= 1 and bytes_out <= bytes_in
     assert logged == len(rejects)
     assert gap_ms <= MAX_GAP_MS
@@ -168,34 +175,37 @@ def test_a_sink_failing_every_write_shows_in_status_stops_the_watchdog_and_exits
     got: list[str] = []
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(path)
-        server.settimeout(0.5)
+        server.settimeout(0.2)
         done = threading.Event()
 
-        def read() -> None:  # as systemd does: read every datagram as it comes
+        def read_notify() -> None:  # drained all along, as systemd does (the queue is short)
             while not done.is_set():
                 with contextlib.suppress(TimeoutError):
                     got.append(server.recv(4096).decode())
 
-        reader = threading.Thread(target=read, daemon=True)
+        reader = threading.Thread(target=read_notify, daemon=True)
         reader.start()
-        host = stack.host(
-            mosquitto,
-            sink="jsonl:/dev/full",
-            status_interval_s=0.3,
-            host_extra=f"sink_fail_s = {fail_s}\n",
-            extra_env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"},
-        )
-        host.wait_ready()
-        guest = stack.guest(mosquitto, "alice")
-        guest.wait_seated()
-        failing = host.wait_log("sink_failing")
-        assert failing["error"]
-        status = host.wait_log("host_status", lambda x: "sink failing" in x.get("status", ""))
-        assert "No space left" in status["status"]
-        assert host.proc is not None
-        code = host.proc.wait(fail_s + 10)
-        done.set()
-        reader.join(5)
+        try:
+            host = stack.host(
+                mosquitto,
+                sink="jsonl:/dev/full",
+                status_interval_s=0.3,
+                host_extra=f"sink_fail_s = {fail_s}\n",
+                extra_env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"},
+            )
+            host.wait_ready()
+            guest = stack.guest(mosquitto, "alice")
+            guest.wait_seated()
+            failing = host.wait_log("sink_failing")
+            assert failing["error"]
+            status = host.wait_log("host_status", lambda x: "sink failing" in x.get("status", ""))
+            assert "No space left" in status["status"]
+            assert host.proc is not None
+            code = host.proc.wait(fail_s + 10)
+        finally:
+            time.sleep(0.3)  # the last datagrams
+            done.set()
+            reader.join(2)
     assert code == 1
     assert "every pad write failed" in host.stderr_text()
     first_bad = next(i for i, m in enumerate(got) if "sink failing" in m)
@@ -222,6 +232,14 @@ def _latencies(host: StackHost, guest: StackGuest, seconds: float) -> list[int]:
     mark = len(host.lines())
     _play(guest, seconds)
     return [x["lat_us"] for x in _inputs(host.lines()[mark:])]
+
+
+def _rss_kb(host: StackHost) -> int:
+    assert host.proc is not None
+    for line in Path(f"/proc/{host.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
 
 
 def _p99_ms(values: list[int]) -> float:

@@ -119,6 +119,30 @@ def test_an_oversized_publish_drops_the_client_and_reaches_nobody(
     assert [m.payload for m in got] == [b"small"]
 
 
+def test_an_oversized_publish_over_websocket_is_dropped_too(
+    relay: RelayService, connect: Callable[..., RawClient], session_name: str
+) -> None:
+    host = connect("streamer", "h-wsbig")
+    host.subscribe(f"coplay/{session_name}/in/+")
+    before = counter(relay, "oversized_packets")
+    client = RawClient(
+        relay.ws_port,
+        "alice",
+        relay.user_token("alice", "a-wsbig"),
+        client_id=relay.cid("a-wsbig"),
+        transport="websockets",
+    )
+    try:
+        assert client.wait_connected(10) == SUCCESS
+        client.client.publish(f"coplay/{session_name}/in/alice", b"x" * 10_000, qos=0)
+        wait_counter(relay, "oversized_packets", before)
+    finally:
+        client.close()
+    alice = connect("alice", "a-wssmall")
+    alice.publish(f"coplay/{session_name}/in/alice", b"small", qos=1)
+    assert [m.payload for m in host.inbox.wait_count(1)] == [b"small"]
+
+
 def test_connects_with_60kb_usernames_cost_no_memory_and_one_log_line(
     relay: RelayService,
 ) -> None:

@@ -154,3 +154,11 @@ def test_slow_epoch_changes_earn_no_more_reject_bytes_than_they_send() -> None:
                 bytes_out += size
     assert intake.rejects_sent >= 2
     assert bytes_out <= bytes_in + REJECT_ALLOWANCE
+
+
+def test_a_stall_earns_no_drift_slack() -> None:
+    """After 5 s without frames, a frame 251 ms old is still late (drift counts 1 s at most)."""
+    t = table()
+    t.on_frame("alice", Input.of(1, 1, stamp(0.0), A), 0.0)
+    assert t.on_frame("alice", Input.of(1, 2, stamp(5.0 - 0.251), B), 5.0) == ()
+    assert t.drops["late"] == 1
