@@ -5,6 +5,8 @@
     coplay-relay serve --config relay.toml          token API + embedded MQTT broker
     coplay-relay emqx-config --config relay.toml    EMQX 5 JWT authentication block
     coplay-relay mosquitto-acl --config relay.toml  Mosquitto ACL file with the same rules
+    coplay-relay nats-config --config relay.toml --nodes 3   NATS cluster node configs
+    coplay-relay nats-callout --config relay.toml   the NATS cluster's auth callout
     coplay-relay --check --config relay.toml        validate the config and exit
 
 Without a command it serves. Secrets come only from relay.toml, ``*_file``
@@ -50,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the JWT secret itself instead of a file:// reference",
     )
     command("mosquitto-acl", "Print a Mosquitto ACL file with the relay's topic rules.")
+    from relay.service.nats_cli import add_nats_commands  # noqa: PLC0415 (keeps this file's imports light)
+
+    add_nats_commands(command)
     return parser
 
 
@@ -69,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             sys.stdout.write(mosquitto_acl_file(config))
             return 0
+        if command.startswith("nats-"):
+            from relay.service.nats_cli import run_nats_command  # noqa: PLC0415 (lazy)
+
+            return run_nats_command(command, config, args)
         return serve(config, args)
 
     return run(PROG, go)
