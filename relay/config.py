@@ -94,6 +94,9 @@ class RelaySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mqtt_version: Literal["3.1.1", "5"] = "3.1.1"
     keepalive_s: Annotated[int, Meta(ge=5, le=600)] = 15
     token_lifetime_s: Annotated[int, Meta(ge=60, le=30 * 86400)] = 86400
+    # 0 on a NATS cluster: with clean sessions QoS 1 adds nothing across reconnects, and there
+    # every QoS 1 subscription is a replicated JetStream consumer that a lost node must re-elect
+    subscribe_qos: Literal[0, 1] = 1
 
     def __post_init__(self) -> None:
         if self.api_url:
@@ -135,6 +138,7 @@ class LinkSettings:
     keepalive_s: int
     token_lifetime_s: int
     broker_urls: tuple[str, ...] = ()  # every broker URL, tried in turn; () = (broker_url,)
+    subscribe_qos: int = 1  # the highest QoS the link subscribes with
 
     @property
     def client_id(self) -> str:
@@ -405,6 +409,7 @@ def _link(path: Path, section: RelaySection, env: Mapping[str, str]) -> LinkSett
         api_url=section.api_url.rstrip("/"),
         broker_url=broker_urls(section.broker_url)[0],
         broker_urls=broker_urls(section.broker_url),
+        subscribe_qos=section.subscribe_qos,
         app_id=section.app_id,
         app_client_id=section.app_client_id,
         app_client_secret=app_secret,

@@ -17,7 +17,8 @@ running its own network thread (``connect_async`` + ``loop_start``):
   attempt asks the source for fresh credentials; after ``max_auth_retries``
   refusals in a row the link gives up (state REFUSED, ``failure`` an AuthError).
 - Subscriptions are restored after every connect, then ``on_connect`` runs, then
-  the state becomes CONNECTED.
+  the state becomes CONNECTED. ``subscribe_qos`` caps their QoS (0 on a NATS
+  cluster, where a QoS 1 subscription is a replicated JetStream consumer).
 - ``publish`` never queues: while not connected it returns False at once (a stale
   input frame delivered late is worse than none), and QoS 1 messages still
   unacknowledged when a connection drops are not resent on the next one.
@@ -195,7 +196,7 @@ class Link:
         self._settings = settings
         self._credentials = credentials
         self._handler = on_message
-        self._subscriptions = list(subscriptions)
+        self._subscriptions = [(t, min(q, settings.subscribe_qos)) for t, q in subscriptions]
         self._on_connect = on_connect
         self._on_status = on_status
         self._max_auth_retries = max_auth_retries
@@ -467,7 +468,7 @@ class Link:
             self._attempts = 0
             self._ever_connected = True
         self._set_status(LinkState.CONNECTED, "")
-        self._log.info("link_connected")
+        self._log.info("link_connected", at=f"{self._address.host}:{self._address.port}")
 
     def _refused(self, reason: ReasonCode) -> None:
         text = str(reason).lower()

@@ -30,6 +30,9 @@ AUTH_ACCOUNT: Final = "AUTH"
 SYSTEM_ACCOUNT: Final = "SYS"
 AUTH_TIMEOUT_S: Final = 2  # how long a node waits for the callout before refusing a login
 MQTT_STREAM_REPLICAS: Final = 3  # sessions and retained HostState survive a lost node
+# how long an MQTT packet may wait on JetStream (NATS: 5 s); a SUBSCRIBE whose retained-message
+# lookup hits a stream leader that just died stalls the connection's later packets that long
+MQTT_JS_API_TIMEOUT_S: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,7 @@ def node_config(
         f"  listen: {json.dumps(f'{node.host}:{node.mqtt_port}')}\n"
         f"  stream_replicas: {replicas}\n"
         "  consumer_memory_storage: true  # clients use clean sessions\n"
+        f"  js_api_timeout: {json.dumps(f'{MQTT_JS_API_TIMEOUT_S}s')}\n"
         "}\n"
         f"{ws}"
         "accounts {\n"

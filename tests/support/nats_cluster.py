@@ -33,6 +33,7 @@ import httpx
 
 from relay.config import load_relay_config
 from relay.service.nats_config import NatsNode, cluster_configs
+from tests.support.mqtt import RawClient
 from tests.support.ports import free_port
 from tests.support.relay_service import ROOT, RelayService
 
@@ -126,6 +127,12 @@ class NatsNodeProcess:
                 raise TimeoutError(f"{self.node.name} not healthy: {self.log_text()[-2000:]}")
             time.sleep(0.05)  # polling a process's health endpoint: no event to await
 
+    def mqtt_clients(self) -> list[str]:
+        """The MQTT client ids connected to this node now (its ``/connz`` monitoring page)."""
+        url = f"http://127.0.0.1:{self.monitor_port}/connz?limit=1024"
+        conns = httpx.get(url, timeout=5).json().get("connections") or []
+        return [c["mqtt_client"] for c in conns if c.get("mqtt_client")]
+
     def kill(self) -> None:
         """SIGKILL: the node is lost without a goodbye."""
         _kill(self.proc)
@@ -209,6 +216,10 @@ class NatsCluster:
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._plan()
+
+    def _plan(self) -> None:
+        """Free ports for every node, and their configs (again after a port was taken)."""
         plan = [
             NatsNode(
                 name=f"n{i + 1}",
@@ -232,24 +243,68 @@ class NatsCluster:
             self.relay, [n.node.client_url for n in self.nodes], self.workdir
         )
 
-    def start(self) -> NatsCluster:
+    def start(self, attempts: int = 3) -> NatsCluster:
+        """Start every node, then the callout; new ports if a node could not start."""
+        for attempt in range(attempts):
+            try:
+                for node in self.nodes:
+                    node.start()
+                for node in self.nodes:
+                    node.wait_ready()
+                break
+            except RuntimeError:  # a node exited: most likely a port taken since free_port()
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+                self._plan()
         try:
-            for node in self.nodes:
-                node.start()
-            for node in self.nodes:
-                node.wait_ready()
             assert self.callout is not None
             self.callout.start()
+            self.warm()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def warm(self) -> None:
+        """One MQTT login per node, as a running cluster has had: NATS creates its MQTT
+        streams on the first login and each node's MQTT session manager on its own first."""
+        for node in self.nodes:
+            device = f"warm-{node.node.name}"
+            client = RawClient(
+                node.mqtt_port,
+                "streamer",
+                self.relay.user_token("streamer", device),
+                client_id=self.relay.cid(device),
+            )
+            try:
+                reason = client.wait_connected(20)
+                assert reason == "Success", f"{node.node.name} refused a valid login: {reason}"
+            finally:
+                client.close()
 
     def stop(self) -> None:
         if self.callout is not None:
             self.callout.stop()
         for node in self.nodes:
             node.stop()
+
+    def leaders(self) -> dict[str, str]:
+        """Which node leads what: ``"meta"`` (JetStream's meta group) and each MQTT stream."""
+        for node in self.nodes:
+            if not node.running:
+                continue
+            url = f"http://127.0.0.1:{node.monitor_port}/jsz?accounts=true&streams=true"
+            data = httpx.get(url, timeout=5).json()
+            found = {"meta": (data.get("meta_cluster") or {}).get("leader", "")}
+            for account in data.get("account_details") or []:
+                for stream in account.get("stream_detail") or []:
+                    found[stream["name"]] = (stream.get("cluster") or {}).get("leader", "")
+            return found
+        raise RuntimeError("no node is running")
+
+    def node(self, name: str) -> NatsNodeProcess:
+        return next(n for n in self.nodes if n.node.name == name)
 
     def mqtt_urls(self) -> list[str]:
         return [n.mqtt_url for n in self.nodes]
