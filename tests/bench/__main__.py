@@ -13,6 +13,8 @@ asserted; the exit code is 1 only when a benchmark could not run.
 - ``host_cost``          per-frame cost of the host's message path, in-process
 - ``guest_cpu``          guest CPU with an idle pad at 60 Hz
 - ``bytes``              bytes per Input frame against JSON
+- ``cluster``            latency via a 3-node NATS cluster beside Mosquitto and the embedded
+                         broker, and the 120 Hz guests one NATS node carries (bench_cluster)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 
 from tests.bench import (
     bench_bytes,
+    bench_cluster,
     bench_freeze,
     bench_guest_cpu,
     bench_host_cost,
@@ -43,7 +46,9 @@ from tests.bench.stats import RESULTS, machine, table, write_json
 from tests.support.mosquitto import Mosquitto
 from tests.support.relay_service import RelayService
 
-BENCHES = ("latency_mosquitto", "freeze", "latency_embedded", "host_cost", "guest_cpu", "bytes")
+BENCHES = (
+    "latency_mosquitto", "freeze", "latency_embedded", "host_cost", "guest_cpu", "bytes", "cluster"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -233,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         attempt("host_cost", lambda: bench_host_cost.run(plan.host_frames))
         attempt("guest_cpu", lambda: guest_cpu(plan))
         attempt("bytes", bench_bytes.run)
+        attempt("cluster", lambda: bench_cluster.run(work / "cluster", plan.latency_s))
 
     budgets: list[Budget] = [b for r in results.values() for b in r.pop("budget_objects", [])]
     rows = [b.row() for b in budgets] + info_rows(results)
