@@ -3,6 +3,7 @@
 ::
 
     coplay-guest --config guest.toml [--source auto|virtual|INDEX|NAME|GUID] [--window]
+    coplay-guest join LINK [--source ...] [--name NAME]   play with a join link (no config)
     coplay-guest devices [--virtual]        list controllers (no config needed)
     coplay-guest --check --config guest.toml
 
@@ -10,7 +11,9 @@ The entry point builds every collaborator (pygame, the pad source, the link,
 the session, the sender, the status display) and hands them to
 :class:`guest.app.GuestLoop`. SIGINT/SIGTERM end the loop: Bye is the last
 frame and the exit code is 0. The broker refusing the credentials exits 77,
-the host rejecting this user for good exits 75.
+the host rejecting this user for good exits 75. A join link that no longer
+works (used up, expired, revoked) exits 77 with the relay's reason
+(:mod:`guest.join`).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Any, TextIO, cast
+from typing import Annotated, Any, TextIO, cast
 
+import msgspec
 import structlog
 
 from guest.app import GuestLoop
+from guest.join import explain, join, link_settings
 from guest.pad import PygamePadSource, Selection, list_devices
 from guest.script import ENV_SCRIPT, ScriptRunner, demo_pattern, load_script, stdin_commands
 from guest.sdl import SDL, init_pygame, load_sdl
@@ -36,8 +41,16 @@ from guest.session import Session
 from guest.status import LineStream, StatusReporter
 from guest.virtual import NAME, RumbleEvent, VirtualPad
 from guest.window import PadWindow
-from relay.config import GuestConfig, load_guest_config
+from relay.config import (
+    GuestConfig,
+    GuestSection,
+    RelaySection,
+    load_guest_config,
+    load_guest_invite,
+)
 from relay.entry import base_parser, config_path, json_logs, run
+from relay.errors import CoplayError, UsageError
+from relay.invites import parse_link
 from relay.link import Link
 from relay.logs import Redactor, configure_logging
 from relay.tokens import credential_source
@@ -67,10 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "command",
         nargs="?",
-        choices=("run", "devices"),
+        choices=("run", "join", "devices"),
         default="run",
-        help="run (default) or devices: list the controllers SDL sees",
+        help="run (default); join LINK: play with the streamer's join link; devices: list pads",
     )
+    parser.add_argument("link", nargs="?", metavar="LINK", help="join: the join link")
+    parser.add_argument("--name", metavar="NAME", help="the name the host shows (64 at most)")
     parser.add_argument("--source", metavar="SRC", help="auto | virtual | INDEX | NAME | GUID")
     parser.add_argument("--window", action="store_true", help="show a small status window")
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
@@ -83,12 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)
 
     def go() -> int:
         if args.command == "devices":
             return devices(args.virtual, sys.stdout)
-        config = load_guest_config(config_path(args, "guest.toml"))
+        if args.command == "join":
+            if not args.link:
+                raise UsageError("join needs the LINK the streamer sent you")
+            return run_joined(args.link, None, GuestSection(), args)
+        if args.link:
+            raise UsageError(f"unexpected argument; did you mean: {PROG} join LINK?")
+        path = config_path(args, "guest.toml")
+        invite = load_guest_invite(path)
+        if invite is not None:
+            if args.check:
+                parse_link(invite.link.reveal())
+                print(f"{invite.path}: ok (joins with a link)")
+                return 0
+            return run_joined(invite.link.reveal(), invite.relay, invite.guest, args)
+        config = load_guest_config(path)
         if args.check:
             print(f"{config.path}: ok")
             return 0
@@ -123,9 +152,29 @@ def devices(virtual: bool, out: TextIO) -> int:
         pygame.quit()
 
 
-def run_guest(config: GuestConfig, args: argparse.Namespace) -> int:
+def run_joined(
+    link: str, section: RelaySection | None, guest: GuestSection, args: argparse.Namespace
+) -> int:
+    """``join``: redeem the link (or reuse the kept redeem), then run as every guest does."""
+    path, stored = join(link, os.environ)
+    if args.name is not None:
+        try:
+            guest = msgspec.structs.replace(guest, name=msgspec.convert(args.name, _Name))
+        except msgspec.ValidationError:
+            raise UsageError("--name: 64 characters at most") from None
+    config = GuestConfig(path=path, link=link_settings(stored, section), guest=guest)
+    try:
+        return run_guest(config, args, hidden=(link, parse_link(link)[1]))
+    except CoplayError as exc:
+        raise explain(exc, stored) from None
+
+
+_Name = Annotated[str, msgspec.Meta(max_length=64)]
+
+
+def run_guest(config: GuestConfig, args: argparse.Namespace, hidden: Sequence[str] = ()) -> int:
     """Run the guest until a signal, a final Reject, or refused credentials."""
-    redactor = Redactor(config.link.secrets)
+    redactor = Redactor([*config.link.secrets, *hidden])
     stderr = LineStream(sys.stderr)
     configure_logging(
         args.log_level, redactor=redactor, json=json_logs(args), stream=cast(TextIO, stderr)

@@ -5,6 +5,8 @@
     coplay-relay serve --config relay.toml          token API + embedded MQTT broker
     coplay-relay emqx-config --config relay.toml    EMQX 5 JWT authentication block
     coplay-relay mosquitto-acl --config relay.toml  Mosquitto ACL file with the same rules
+    coplay-relay invite --config relay.toml --app APP_ID --session S USER [--seat N]
+                 [--ttl 24h] [--uses 1]             a join link, made locally by the operator
     coplay-relay nats-config --config relay.toml --nodes 3   NATS cluster node configs
     coplay-relay nats-callout --config relay.toml   the NATS cluster's auth callout
     coplay-relay --check --config relay.toml        validate the config and exit
@@ -19,13 +21,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from collections.abc import Sequence
 
 from relay.config import RelayServiceConfig, load_relay_config
 from relay.entry import add_common, base_parser, config_path, json_logs, run
-from relay.errors import ConfigError
+from relay.errors import ConfigError, UsageError
+from relay.invites import MAX_INVITE_USES, describe_duration, join_link, parse_duration
 from relay.logs import Redactor, configure_logging
+from relay.topics import is_valid_name
 
 PROG = "coplay-relay"
 CONFIG_NAME = "relay.toml"
@@ -52,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the JWT secret itself instead of a file:// reference",
     )
     command("mosquitto-acl", "Print a Mosquitto ACL file with the relay's topic rules.")
+    invite = command("invite", "Create an invite in the relay's state_db; print its join link.")
+    invite.add_argument("user", metavar="USER", help="the friend's username")
+    invite.add_argument("--app", required=True, metavar="APP_ID", help="app_id (or client_id)")
+    invite.add_argument("--session", required=True, metavar="S", help="the streamer's session")
+    invite.add_argument("--seat", type=int, metavar="N", help="the seat meant for them")
+    invite.add_argument("--ttl", default="24h", help="how long it lives (24h, 90m, 7d)")
+    invite.add_argument("--uses", type=int, default=1, help="redeems allowed (1)")
+
     from relay.service.nats_cli import add_nats_commands  # noqa: PLC0415 (keeps this file's imports light)
 
     add_nats_commands(command)
@@ -69,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = args.command or "serve"
         if command == "emqx-config":
             return print_emqx(config, show_secret=args.show_secret)
+        if command == "invite":
+            return operator_invite(config, args)
         if command == "mosquitto-acl":
             from relay.service.exports import mosquitto_acl_file  # noqa: PLC0415 (lazy)
 
@@ -91,6 +106,54 @@ def print_emqx(config: RelayServiceConfig, *, show_secret: bool) -> int:
     except ValueError as exc:
         raise ConfigError(f"{config.path}: $.server.jwt_secret: {exc}") from None
     sys.stdout.write(text)
+    return 0
+
+
+def operator_invite(config: RelayServiceConfig, args: argparse.Namespace) -> int:
+    """``invite``: the same grant ``POST /openapi/rm/invite`` makes, written to state_db here."""
+    from relay.service.invite_store import InviteStore, TooManyInvites  # noqa: PLC0415 (lazy)
+
+    user: str = args.user
+    apps = [app for app in config.apps if args.app in (app.app_id, app.client_id)]
+    if len(apps) != 1:
+        known = ", ".join(app.app_id for app in config.apps)
+        why = "names several apps; use its client_id" if apps else f"is not an app here ({known})"
+        raise UsageError(f"--app {args.app!r} {why}")
+    app = apps[0]
+    if not is_valid_name(user) or not is_valid_name(args.session):
+        raise UsageError("USER and --session: 1-64 of A-Z a-z 0-9 _ -")
+    if user in app.hosts:
+        raise UsageError(f"{user!r} is a host of {app.app_id!r}; invite guests only")
+    if not 1 <= args.uses <= MAX_INVITE_USES:
+        raise UsageError(f"--uses: must be 1 to {MAX_INVITE_USES}")
+    if args.seat is not None and not 1 <= args.seat <= 16:
+        raise UsageError("--seat: must be 1 to 16")
+    ttl_s = parse_duration(args.ttl)
+    try:
+        store = InviteStore(config.state_db)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            f"{config.path}: $.server.state_db: cannot open {config.state_db}: {exc}"
+        ) from None
+    try:
+        _, code = store.create(
+            app=app.client_id,
+            session=args.session,
+            username=user,
+            seat=args.seat,
+            ttl_s=ttl_s,
+            uses=args.uses,
+        )
+    except TooManyInvites:
+        raise UsageError(f"too many live invites for {app.app_id!r}; revoke some first") from None
+    finally:
+        store.close()
+    print(join_link(config.public_url, code), flush=True)
+    print(
+        f"invite for {user!r} in session {args.session!r} of {app.app_id!r}: {args.uses} use(s), "
+        f"valid {describe_duration(ttl_s)}",
+        file=sys.stderr,
+    )
     return 0
 
 

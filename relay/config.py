@@ -41,6 +41,7 @@ SINK_KINDS: Final = ("uinput", "log", "jsonl", "null")
 ENV_APP_CLIENT_SECRET: Final = "COPLAY_APP_CLIENT_SECRET"  # noqa: S105 (a variable name, not a secret)
 ENV_MQTT_PASSWORD: Final = "COPLAY_MQTT_PASSWORD"  # noqa: S105 (a variable name, not a secret)
 ENV_JWT_SECRET: Final = "COPLAY_JWT_SECRET"  # noqa: S105 (a variable name, not a secret)
+ENV_INVITE: Final = "COPLAY_INVITE"
 
 
 def _check_url(field: str, value: str, schemes: Collection[str], expected: str) -> None:
@@ -72,10 +73,15 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 class RelaySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """How to reach the token API and the broker, and who we are."""
+    """How to reach the token API and the broker, and who we are.
 
-    username: NameStr
-    session: NameStr
+    A guest.toml may instead hold a join link (``invite`` or ``invite_file``):
+    then the relay's redeem answer says who and where, and username, session,
+    the app credentials and the addresses here are not used.
+    """
+
+    username: OptionalName = ""
+    session: OptionalName = ""
     api_url: str = "http://127.0.0.1:8080"
     # one URL, or a list of a cluster's nodes tried in turn on reconnect (one scheme for all)
     broker_url: str | Annotated[list[str], Meta(min_length=1, max_length=MAX_BROKER_URLS)] = (
@@ -97,8 +103,14 @@ class RelaySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # 0 on a NATS cluster: with clean sessions QoS 1 adds nothing across reconnects, and there
     # every QoS 1 subscription is a replicated JetStream consumer that a lost node must re-elect
     subscribe_qos: Literal[0, 1] = 1
+    invite: str = ""  # guest.toml only: a join link (or invite_file, or COPLAY_INVITE)
+    invite_file: str = ""
 
     def __post_init__(self) -> None:
+        if not (self.invite or self.invite_file):
+            for name in ("username", "session"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name}: missing required key")
         if self.api_url:
             _check_url("api_url", self.api_url, ("http", "https"), "http(s)://HOST[:PORT][/PATH]")
         urls = broker_urls(self.broker_url)
@@ -259,8 +271,27 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tls_cert: str = ""
     tls_key: str = ""
     rate_limit_per_min: Annotated[int, Meta(ge=1)] = 120
+    # invites: where friends reach the relay, where grants live, how long a guest token lives
+    public_url: str = ""  # default: http(s)://{api_listen}
+    state_db: str = "relay.sqlite3"  # relative: in the relay's state directory
+    guest_token_s: Annotated[int, Meta(ge=60, le=86400)] = 600
+    public_broker_url: str = ""  # default: the host of public_url, mqtt_listen's port
+    public_ws_url: str = ""  # default: the host of public_url, ws_listen's port (if any)
 
     def __post_init__(self) -> None:
+        if self.public_url:
+            _check_url("public_url", self.public_url, ("http", "https"), "http(s)://HOST[:PORT]")
+        if self.public_broker_url:
+            _check_url(
+                "public_broker_url",
+                self.public_broker_url,
+                ("mqtt", "mqtts"),
+                "mqtt(s)://HOST[:PORT]",
+            )
+        if self.public_ws_url:
+            _check_url(
+                "public_ws_url", self.public_ws_url, ("ws", "wss"), "ws(s)://HOST[:PORT]/PATH"
+            )
         listeners = {"api_listen": self.api_listen, "mqtt_listen": self.mqtt_listen}
         if self.ws_listen:
             listeners["ws_listen"] = self.ws_listen
@@ -281,6 +312,8 @@ class AppEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     client_secret: str = ""
     client_secret_file: str = ""
     hosts: list[NameStr] = msgspec.field(default_factory=list)
+    topic_prefix: PrefixStr | None = None  # default: [server] topic_prefix for the first app
+    guest_tokens: Literal["invite", "app"] = "invite"  # who may mint guest tokens
 
 
 class NatsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -305,6 +338,24 @@ class RelayFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         ids = [app.client_id for app in self.apps]
         if len(set(ids)) != len(ids):
             raise ValueError("apps: client_id values must be distinct")
+        seen: dict[str, int] = {}
+        for i in range(len(self.apps)):
+            prefix = app_prefix(self, i)
+            if prefix in seen:
+                raise ValueError(
+                    f"apps[{i}]: topic_prefix {prefix!r} is also the prefix of "
+                    f"apps[{seen[prefix]}]; each app needs a topic_prefix of its own"
+                )
+            seen[prefix] = i
+
+
+def app_prefix(parsed: RelayFile, index: int) -> str:
+    """The topic prefix of ``apps[index]``: its own, else ``[server] topic_prefix`` for the
+    first app and the app's ``app_id`` for the others."""
+    app = parsed.apps[index]
+    if app.topic_prefix:
+        return app.topic_prefix
+    return parsed.server.topic_prefix if index == 0 else app.app_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +364,8 @@ class AppCredentials:
     client_id: str
     client_secret: Secret
     hosts: frozenset[str]
+    topic_prefix: str = "coplay"
+    guest_tokens: Literal["invite", "app"] = "invite"
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +374,16 @@ class RelayServiceConfig:
     server: ServerSection
     jwt_secret: Secret | None  # None only with ephemeral_secret = true
     apps: tuple[AppCredentials, ...]
+    state_db: Path = Path("relay.sqlite3")  # resolved: [server] state_db in the state directory
     nats: NatsSection = field(default_factory=NatsSection)
+
+    @property
+    def public_url(self) -> str:
+        """``[server] public_url``, or the API's own address: where join links point."""
+        server = self.server
+        if server.public_url:
+            return server.public_url.rstrip("/")
+        return f"{'https' if server.tls_cert else 'http'}://{server.api_listen}"
 
     @property
     def secrets(self) -> tuple[Secret, ...]:
@@ -429,6 +491,8 @@ def _link(path: Path, section: RelaySection, env: Mapping[str, str]) -> LinkSett
 def load_host_config(path: Path, env: Mapping[str, str] | None = None) -> HostConfig:
     env = os.environ if env is None else env
     parsed = _decode(path, HostFile)
+    if parsed.relay.invite or parsed.relay.invite_file:
+        raise ConfigError(f"{path}: $.relay.invite: join links are for guest.toml, not the host")
     return HostConfig(path=path, link=_link(path, parsed.relay, env), host=parsed.host)
 
 
@@ -436,6 +500,35 @@ def load_guest_config(path: Path, env: Mapping[str, str] | None = None) -> Guest
     env = os.environ if env is None else env
     parsed = _decode(path, GuestFile)
     return GuestConfig(path=path, link=_link(path, parsed.relay, env), guest=parsed.guest)
+
+
+@dataclass(frozen=True, slots=True)
+class GuestInvite:
+    """A guest.toml that joins with a link: the link, and what else of the file applies."""
+
+    path: Path
+    link: Secret
+    relay: RelaySection
+    guest: GuestSection
+
+
+def load_guest_invite(path: Path, env: Mapping[str, str] | None = None) -> GuestInvite | None:
+    """The join link of a guest.toml (``invite``, ``invite_file`` or ``COPLAY_INVITE``), if any."""
+    env = os.environ if env is None else env
+    parsed = _decode(path, GuestFile)
+    section = parsed.relay
+    if not (section.invite or section.invite_file):
+        return None
+    link = resolve_secret(
+        source=path,
+        field="relay.invite",
+        inline=section.invite,
+        file=section.invite_file,
+        env_var=ENV_INVITE,
+        env=env,
+    )
+    assert link is not None  # one of them is set, and an empty file is an error
+    return GuestInvite(path=path, link=link, relay=section, guest=parsed.guest)
 
 
 def load_relay_config(path: Path, env: Mapping[str, str] | None = None) -> RelayServiceConfig:
@@ -469,9 +562,26 @@ def load_relay_config(path: Path, env: Mapping[str, str] | None = None) -> Relay
         )
         if not secret:
             raise ConfigError(f"{path}: $.apps[{i}].client_secret: missing")
-        apps.append(AppCredentials(app.app_id, app.client_id, secret, frozenset(app.hosts)))
+        apps.append(
+            AppCredentials(
+                app.app_id,
+                app.client_id,
+                secret,
+                frozenset(app.hosts),
+                topic_prefix=app_prefix(parsed, i),
+                guest_tokens=app.guest_tokens,
+            )
+        )
+    state_db = Path(server.state_db).expanduser()
+    if not state_db.is_absolute():
+        state_db = state_dir(env, relay=True) / state_db
     return RelayServiceConfig(
-        path=path, server=server, jwt_secret=jwt_secret, apps=tuple(apps), nats=parsed.nats
+        path=path,
+        server=server,
+        jwt_secret=jwt_secret,
+        apps=tuple(apps),
+        state_db=state_db,
+        nats=parsed.nats,
     )
 
 
@@ -501,11 +611,17 @@ def default_config_path(name: str, env: Mapping[str, str] | None = None) -> Path
     return user
 
 
-def state_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Where coplay keeps small state (the device id) on this platform."""
+def state_dir(env: Mapping[str, str] | None = None, *, relay: bool = False) -> Path:
+    """Where coplay keeps small state (the device id, invites) on this platform.
+
+    ``relay=True``: the relay service's own directory (``coplay-relay`` beside
+    ``coplay``), which is where its systemd unit's ``StateDirectory=`` points.
+    """
     env = os.environ if env is None else env
     if env.get("STATE_DIRECTORY"):  # systemd StateDirectory=
         return Path(env["STATE_DIRECTORY"].split(":")[0])
+    if relay:
+        return state_dir(env).with_name("coplay-relay")
     if sys.platform == "win32":
         return Path(env.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "coplay"
     if sys.platform == "darwin":

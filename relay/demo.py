@@ -2,10 +2,13 @@
 
 ``python -m relay.demo`` (``make demo``) writes a throwaway config with fresh
 secrets into a temporary directory, starts ``coplay-relay serve`` (token API and
-embedded broker), ``coplay-host`` and ``coplay-guest --source virtual`` through
-the real token flow, shows player 2's pad as the host applies it together with
-the guest's status, then prints a latency summary and stops everything it
-started. It imports neither the host nor the guest: it starts them as processes.
+embedded broker) and ``coplay-host``, has the host invite the friend
+(``coplay-host invite friend`` prints a join link) and starts ``coplay-guest
+join LINK --source virtual`` with no config and no secret of the streamer's:
+the real way a friend gets in. It shows player 2's pad as the host applies it
+together with the guest's status, then prints a latency summary and stops
+everything it started. It imports neither the host nor the guest: it starts
+them as processes.
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ class Demo:
 
     def write_config(self, sink: str) -> None:
         w = self.workdir
-        for name in ("jwt_secret", "app_secret"):
+        for name in ("jwt_secret", "app_secret"):  # the streamer's; the guest gets neither
             path = w / name
             path.write_text(secrets.token_urlsafe(48) + "\n")
             path.chmod(0o600)
@@ -115,6 +118,7 @@ class Demo:
             f'api_listen = "127.0.0.1:{self.api_port}"\n'
             f'mqtt_listen = "127.0.0.1:{self.mqtt_port}"\n'
             'jwt_secret_file = "jwt_secret"\n'
+            f'state_db = "{w / "relay.sqlite3"}"\n'
             "max_token_s = 3600\n\n"
             "[[apps]]\n"
             'app_id = "coplay"\n'
@@ -135,9 +139,6 @@ class Demo:
             common + f'username = "{HOST_USER}"\n\n[host]\nseats = [2]\n'
             f'allow = ["{GUEST_USER} = 2"]\nsink = "{sink}"\nstatus_interval_s = 0\n'
         )
-        (w / "guest.toml").write_text(
-            common + f'username = "{GUEST_USER}"\n\n[guest]\nsource = "virtual"\nname = "Friend"\n'
-        )
 
     def start(self, name: str, argv: Sequence[str]) -> Part:
         log = self.workdir / f"{name}.log"
@@ -154,6 +155,23 @@ class Demo:
         part = Part(name, proc, log)
         self.parts.append(part)
         return part
+
+    def invite(self) -> str | None:
+        """``coplay-host invite friend``: the join link it prints (its only stdout line)."""
+        log = self.workdir / "invite.log"
+        with open(log, "wb") as err:
+            done = subprocess.run(
+                [sys.executable, "-m", "host.cli", "invite", "--config", "host.toml", GUEST_USER],
+                cwd=self.workdir,
+                env=self.env("host"),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                timeout=60,
+                check=False,
+            )
+        lines = done.stdout.decode(errors="replace").splitlines()
+        return lines[0] if done.returncode == 0 and len(lines) == 1 else None
 
     def stop_all(self) -> dict[str, int]:
         codes = {}
@@ -248,11 +266,19 @@ def run_demo(seconds: float, keep: bool) -> int:
             print(f"coplay demo: the relay did not start; see {relay.log}", file=sys.stderr)
             return 1
         demo.start("host", ["-m", "host.cli", "--config", "host.toml"])
-        guest = demo.start("guest", ["-m", "guest.cli", "--config", "guest.toml"])
+        link = demo.invite()
+        if link is None:
+            print(f"coplay demo: coplay-host invite failed; see {workdir}", file=sys.stderr)
+            return 1
+        print(f"coplay demo: coplay-host invite {GUEST_USER} -> a join link for the friend")
+        guest = demo.start(
+            "guest",
+            ["-m", "guest.cli", "join", link, "--source", "virtual", "--name", "Friend"],
+        )
         print(
             "coplay demo: host (jsonl sink; "
             f"{'uinput available' if uinput_ok else 'no writable /dev/uinput here'}) "
-            "and guest (virtual pad) started; Ctrl-C stops early"
+            "and guest (coplay-guest join LINK, virtual pad) started; Ctrl-C stops early"
         )
         end = time.monotonic() + 20 + seconds
         first_at: float | None = None

@@ -127,7 +127,8 @@ def acl(role: Role, username: str, prefix: str = "coplay", session: str = "+") -
     """The access rules for ``username`` in ``role``.
 
     A guest may publish only ``{prefix}/+/in/{username}`` and subscribe only to
-    ``{prefix}/+/out/{username}`` and ``{prefix}/+/host``. A host may subscribe to
+    ``{prefix}/+/out/{username}`` and ``{prefix}/+/host``; a guest of an invite
+    gets its one session in place of ``+``. A host may subscribe to
     ``{prefix}/{session}/in/+`` and publish ``{prefix}/{session}/out/+`` and
     ``{prefix}/{session}/host``; tokens are issued before the host names its
     session, so the relay grants hosts ``session="+"`` (any session).
@@ -138,8 +139,8 @@ def acl(role: Role, username: str, prefix: str = "coplay", session: str = "+") -
         raise ValueError(f"invalid session name {session!r}")
     if role == "guest":
         return Acl(
-            pub=(f"{prefix}/+/in/{username}",),
-            sub=(f"{prefix}/+/out/{username}", f"{prefix}/+/host"),
+            pub=(f"{prefix}/{session}/in/{username}",),
+            sub=(f"{prefix}/{session}/out/{username}", f"{prefix}/{session}/host"),
         )
     return Acl(
         pub=(f"{prefix}/{session}/out/+", f"{prefix}/{session}/host"),

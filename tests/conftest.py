@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.invite_api import invite_api  # noqa: F401
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import RawClient
 from tests.support.relay_service import relay_service, relay_service_factory  # noqa: F401

@@ -2,6 +2,7 @@
 
 ``POST /openapi/rm/app/token``   app credentials -> app token
 ``POST /openapi/rm/user/token``  ``Authorization: <app token>`` + username/cid -> user token
+``POST /openapi/rm/invite...``   invites (see :mod:`relay.service.invites`)
 ``GET  /healthz``                liveness
 ``GET  /schema/openapi.json``    the OpenAPI document
 
@@ -16,6 +17,7 @@ Tokens and secrets are never logged or echoed.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -31,10 +33,16 @@ from msgspec import Meta
 from relay import __version__
 from relay.config import AppCredentials
 from relay.service.claims import InvalidToken, TokenIssuer, role_for
+from relay.service.invite_store import Grant, InviteStore
 from relay.service.ratelimit import RateLimiter
 from relay.topics import NAME_PATTERN, is_valid_name
 
 APP_TOKEN_S: Final = 3600
+GUEST_TOKEN_S: Final = 600
+ASK_FOR_A_LINK: Final = (
+    "guest tokens on this relay come from join links; ask the streamer for one "
+    "(coplay-host invite USER), then run: coplay-guest join LINK"
+)
 MIN_TOKEN_S: Final = 60
 MAX_BODY_BYTES: Final = 64 * 1024
 APP_TOKEN_PATH: Final = "/openapi/rm/app/token"  # noqa: S105 (a URL path)
@@ -115,7 +123,14 @@ class Issued:
 
 
 class TokenService:
-    """What the endpoints do, without HTTP: check app credentials, issue tokens."""
+    """What the endpoints do, without HTTP: check app credentials, issue tokens.
+
+    Two kinds of app credential reach :meth:`app_token`: an app's own from
+    relay.toml, and a friend's from a redeemed invite (``invites``). A friend's
+    app token yields user tokens only for its grant's username, scoped to its
+    session, for at most ``guest_token_s`` and never past the grant; an app's
+    own yields guest tokens only with ``guest_tokens = "app"``.
+    """
 
     def __init__(
         self,
@@ -123,16 +138,23 @@ class TokenService:
         issuer: TokenIssuer,
         max_token_s: int,
         log: Any,
+        *,
+        invites: InviteStore | None = None,
+        guest_token_s: int = GUEST_TOKEN_S,
     ) -> None:
         self._apps = {app.client_id: app for app in apps}
         self._issuer = issuer
         self._max_token_s = max_token_s
         self._log = log
+        self._invites = invites
+        self._guest_token_s = guest_token_s
         # compared against when the client id is unknown, so timing does not reveal which ids exist
         self._decoy = hmac.new(b"coplay", b"decoy", "sha256").hexdigest().encode()
 
     def app_token(self, client_id: str, client_secret: str) -> Issued:
         app = self._apps.get(client_id)
+        if app is None and self._invites is not None:
+            return self._friend_app_token(client_id, client_secret)
         expected = app.client_secret.reveal().encode() if app else self._decoy
         match = hmac.compare_digest(client_secret.encode(), expected)
         if app is None or not match:
@@ -149,6 +171,9 @@ class TokenService:
         except InvalidToken as exc:
             raise ApiError(401, str(exc)) from None
         app = self._apps.get(client_id)
+        grant = None
+        if app is None and self._invites is not None:
+            app, grant = self._friend_app(client_id)
         if app is None:
             raise ApiError(401, "app token for an unknown app")
         if not is_valid_name(request.username):
@@ -161,8 +186,26 @@ class TokenService:
         wanted = request.expires_in if request.expires_in is not None else self._max_token_s
         lifetime = max(MIN_TOKEN_S, min(wanted, self._max_token_s))
         role = role_for(request.username, app.hosts)
+        if grant is not None:
+            if request.username != grant.username:
+                raise ApiError(
+                    403, f"this credential is for user {grant.username!r} only, not another"
+                )
+            role = "guest"
+            cap = min(self._guest_token_s, self._max_token_s)
+            left = grant.seconds_left(self._invites.now() if self._invites else 0.0)
+            lifetime = min(max(MIN_TOKEN_S, min(wanted, cap)), left)
+        elif role == "guest" and app.guest_tokens != "app":
+            raise ApiError(403, ASK_FOR_A_LINK)
         token = self._issuer.user_token(
-            username=request.username, cid=request.cid, role=role, lifetime_s=lifetime
+            username=request.username,
+            cid=request.cid,
+            role=role,
+            lifetime_s=lifetime,
+            prefix=app.topic_prefix,
+            app=app.client_id,
+            session=grant.session if grant else None,
+            grant=grant.id if grant else None,
         )
         self._log.info(
             "user_token_issued",
@@ -170,8 +213,43 @@ class TokenService:
             client_id=request.cid,
             role=role,
             expires_in=lifetime,
+            **({"session": grant.session, "grant": grant.id} if grant else {}),
         )
         return Issued(token, lifetime)
+
+    # ---------------------------------------------------------------- friends' credentials
+
+    def _friend_app_token(self, client_id: str, client_secret: str) -> Issued:
+        assert self._invites is not None
+        grant = self._invites.credential(client_id, client_secret)
+        if grant is None or grant.app not in self._apps:
+            raise ApiError(401, "invalid app credentials")
+        now = self._invites.now()
+        if not grant.live(now):
+            raise ApiError(401, _ended(grant))
+        lifetime = max(1, min(APP_TOKEN_S, self._max_token_s, grant.seconds_left(now)))
+        self._log.info(
+            "app_token_issued", user=grant.username, session=grant.session, grant=grant.id
+        )
+        return Issued(self._issuer.app_token(client_id, lifetime), lifetime)
+
+    def _friend_app(self, client_id: str) -> tuple[AppCredentials | None, Grant | None]:
+        """The app and live grant behind a friend's app token (401 once the grant ended)."""
+        assert self._invites is not None
+        grant = self._invites.grant_of(client_id)
+        if grant is None:
+            return None, None
+        if not grant.live(self._invites.now()):
+            raise ApiError(401, _ended(grant))
+        return self._apps.get(grant.app), grant
+
+
+def _ended(grant: Grant) -> str:
+    why = "was revoked by the streamer" if grant.revoked_at is not None else "has expired"
+    return (
+        f"the invite for {grant.username!r} in session {grant.session!r} {why}; "
+        "ask the streamer for a new join link"
+    )
 
 
 def success(issued: Issued) -> TokenEnvelope:
@@ -193,10 +271,27 @@ ERRORS: Final = {
         FailEnvelope, description="rate limited; see Retry-After", generate_examples=False
     ),
 }
+REFUSALS: Final = {
+    **ERRORS,
+    403: ResponseSpec(
+        FailEnvelope,
+        description="not for this username (a friend's credential, or a guest without a link)",
+        generate_examples=False,
+    ),
+}
 
 
-def create_app(service: TokenService, limiter: RateLimiter, log: Any) -> Litestar:
-    """The Litestar app for ``service``; rate-limited per client address."""
+def create_app(
+    service: TokenService,
+    limiter: RateLimiter,
+    log: Any,
+    extra_routes: Callable[[Callable[[type[msgspec.Struct]], Any]], list[Any]] | None = None,
+) -> Litestar:
+    """The Litestar app for ``service``; rate-limited per client address.
+
+    ``extra_routes(strict)`` adds more handlers (the invite endpoints) that use
+    the same rate limit and strict body check.
+    """
 
     async def limit(request: Request[Any, Any, Any]) -> None:
         client = request.client.host if request.client else "unknown"
@@ -233,7 +328,7 @@ def create_app(service: TokenService, limiter: RateLimiter, log: Any) -> Litesta
         USER_TOKEN_PATH,
         status_code=200,
         before_request=strict(_UserTokenCheck),
-        responses=ERRORS,
+        responses=REFUSALS,
         security=[{SECURITY_SCHEME: []}],
         summary="Exchange an app token for a user token (the MQTT password)",
         operation_id="userToken",
@@ -248,8 +343,8 @@ def create_app(service: TokenService, limiter: RateLimiter, log: Any) -> Litesta
         return Health("ok")
 
     def on_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[FailEnvelope]:
-        if exc.status == 401:
-            log.info("token_refused", reason=exc.text)
+        if exc.status in (401, 403):
+            log.info("token_refused", status=exc.status, reason=exc.text)
         return fail(exc.status, exc.text, exc.headers)
 
     def on_validation(
@@ -268,7 +363,12 @@ def create_app(service: TokenService, limiter: RateLimiter, log: Any) -> Litesta
         return fail(500, "internal error")
 
     return Litestar(
-        route_handlers=[app_token, user_token, healthz],
+        route_handlers=[
+            app_token,
+            user_token,
+            healthz,
+            *(extra_routes(strict) if extra_routes else []),
+        ],
         exception_handlers={
             ApiError: on_api_error,
             ValidationException: on_validation,

@@ -51,6 +51,7 @@ from amqtt.utils import format_client_message, gen_client_id
 from relay.config import ServerSection
 from relay.logs import Throttle
 from relay.service.claims import InvalidToken, TokenIssuer
+from relay.service.revocation import GRANT_ATTR, GrantCheck, disconnect_grants, pin_grant
 from relay.topics import Acl, filter_covers, topic_matches
 
 _ACL_ATTR: Final = "coplay_acl"
@@ -93,10 +94,12 @@ class JwtAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
     class Config:
         issuer: Any
         log: Any = None
+        grants: Any = None  # a GrantCheck: invite tokens are refused once their grant ended
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
         self._issuer: TokenIssuer = self.config.issuer
+        self._grants: GrantCheck | None = self.config.grants
         self._log = self.config.log or structlog.get_logger("relay.broker")
         self._throttle = Throttle(5.0)
 
@@ -114,7 +117,13 @@ class JwtAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
             except InvalidToken as exc:
                 reason = str(exc)
             else:
-                if session.will_flag and not allowed(
+                if (
+                    claims.grant is not None
+                    and self._grants is not None
+                    and not self._grants.is_live(claims.grant)
+                ):
+                    reason = "invite revoked or expired"
+                elif session.will_flag and not allowed(
                     claims.acl, Action.PUBLISH, session.will_topic or ""
                 ):
                     reason = "will topic not allowed"
@@ -128,6 +137,7 @@ class JwtAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
                             role=claims.role,
                         )
                     setattr(session, _ACL_ATTR, claims.acl)
+                    pin_grant(session, claims.grant)
                     return True
         setattr(session, _ACL_ATTR, None)
         if self._throttle.allow(f"{username}:{reason}"):
@@ -235,6 +245,7 @@ class CoplayBroker(Broker):  # type: ignore[misc]
                 "username",
                 "password",
                 _ACL_ATTR,
+                GRANT_ATTR,
             ):
                 setattr(existing, attr, getattr(session, attr, None))
             session = existing
@@ -272,7 +283,9 @@ class CoplayBroker(Broker):  # type: ignore[misc]
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
-def broker_config(server: ServerSection, issuer: TokenIssuer, log: Any = None) -> dict[str, Any]:
+def broker_config(
+    server: ServerSection, issuer: TokenIssuer, log: Any = None, grants: GrantCheck | None = None
+) -> dict[str, Any]:
     """The amqtt config dict for ``[server]``: listeners, TLS, and our two plugins only."""
     tls: dict[str, Any] = {}
     if server.tls_cert:
@@ -287,12 +300,19 @@ def broker_config(server: ServerSection, issuer: TokenIssuer, log: Any = None) -
         "timeout_disconnect_delay": 0,
         "session_expiry_interval": SESSION_EXPIRY_S,
         "plugins": {
-            f"{__name__}.JwtAuthPlugin": {"issuer": issuer, "log": log},
+            f"{__name__}.JwtAuthPlugin": {"issuer": issuer, "log": log, "grants": grants},
             f"{__name__}.AclTopicPlugin": {"log": log},
         },
     }
 
 
-def create_broker(server: ServerSection, issuer: TokenIssuer, log: Any = None) -> CoplayBroker:
+def create_broker(
+    server: ServerSection, issuer: TokenIssuer, log: Any = None, grants: GrantCheck | None = None
+) -> CoplayBroker:
     """A broker ready to ``await start()``; call it inside the running event loop."""
-    return CoplayBroker(broker_config(server, issuer, log))
+    return CoplayBroker(broker_config(server, issuer, log, grants))
+
+
+def disconnect_revoked(broker: CoplayBroker, grants: list[int] | tuple[int, ...]) -> int:
+    """Drop the connections of revoked invite ``grants`` (see :mod:`relay.service.revocation`)."""
+    return disconnect_grants(broker, grants, _ACL_ATTR)

@@ -6,6 +6,11 @@ so EMQX's JWT authenticator can check it natively::
     {"sub": username, "cid": "device@app_id", "role": "host" | "guest",
      "iat": issued, "exp": expires, "acl": {"pub": [...], "sub": [...]}}
 
+Tokens the relay mints for an app also name it (``"app"``: its client id);
+a guest token of an invite adds ``"session"`` (the one session its ``acl``
+reaches) and ``"grant"`` (the invite grant, so a broker can refuse it once
+revoked). Other verifiers ignore those extra claims.
+
 An **app token** only authorises the ``user/token`` call. It is signed with a
 key derived from the JWT secret (not the secret itself) and carries
 ``aud``/``typ`` claims a user token lacks, so it never verifies as an MQTT
@@ -50,6 +55,9 @@ class UserClaims:
     iat: int
     exp: int
     acl: Acl
+    app: str | None = None  # the app's client id
+    session: str | None = None  # invite guest tokens: the one session they reach
+    grant: int | None = None  # invite guest tokens: the grant they come from
 
 
 def role_for(username: str, hosts: frozenset[str]) -> Role:
@@ -79,23 +87,61 @@ class TokenIssuer:
     # ---------------------------------------------------------------- user tokens
 
     def user_claims(
-        self, *, username: str, cid: str, role: Role, lifetime_s: int
+        self,
+        *,
+        username: str,
+        cid: str,
+        role: Role,
+        lifetime_s: int,
+        prefix: str | None = None,
+        app: str | None = None,
+        session: str | None = None,
+        grant: int | None = None,
     ) -> dict[str, Any]:
+        """The claims of a user token; ``session`` narrows a guest's ``acl`` to that session."""
         if not is_valid_name(username):
             raise ValueError(f"invalid username {username!r}")
         now = self.now()
-        return {
+        rules = acl(role, username, prefix or self._prefix, session or "+")
+        claims: dict[str, Any] = {
             "sub": username,
             "cid": cid,
             "role": role,
             "iat": now,
             "exp": now + lifetime_s,
-            "acl": acl(role, username, self._prefix).as_claim(),
+            "acl": rules.as_claim(),
         }
+        if app is not None:
+            claims["app"] = app
+        if session is not None:
+            claims["session"] = session
+        if grant is not None:
+            claims["grant"] = grant
+        return claims
 
-    def user_token(self, *, username: str, cid: str, role: Role, lifetime_s: int) -> str:
+    def user_token(
+        self,
+        *,
+        username: str,
+        cid: str,
+        role: Role,
+        lifetime_s: int,
+        prefix: str | None = None,
+        app: str | None = None,
+        session: str | None = None,
+        grant: int | None = None,
+    ) -> str:
         """A signed user token valid for ``lifetime_s`` seconds from now."""
-        claims = self.user_claims(username=username, cid=cid, role=role, lifetime_s=lifetime_s)
+        claims = self.user_claims(
+            username=username,
+            cid=cid,
+            role=role,
+            lifetime_s=lifetime_s,
+            prefix=prefix,
+            app=app,
+            session=session,
+            grant=grant,
+        )
         return self.sign_user_claims(claims)
 
     def sign_user_claims(self, claims: dict[str, Any]) -> str:
@@ -148,7 +194,11 @@ class TokenIssuer:
                 self._app_key,
                 algorithms=[ALGORITHM],
                 audience=APP_AUDIENCE,
-                options={"require": ["sub", "typ", "aud", "exp"], "verify_exp": False},
+                options={
+                    "require": ["sub", "typ", "aud", "exp"],
+                    "verify_exp": False,  # checked below against our clock
+                    "verify_iat": False,
+                },
             )
         except jwt.InvalidTokenError as exc:
             raise InvalidToken(f"invalid app token: {type(exc).__name__}") from None
@@ -169,6 +219,9 @@ def _user_claims(claims: dict[str, Any]) -> UserClaims:
         or role not in ("host", "guest")
         or not isinstance(claims["cid"], str)
         or not isinstance(claims["iat"], int)
+        or not isinstance(claims.get("app", ""), str)
+        or not isinstance(claims.get("session", ""), str)
+        or not isinstance(claims.get("grant", 0), int)
     ):
         raise InvalidToken("malformed claims")
     pub = tuple(str(t) for t in rules.get("pub", []))
@@ -180,4 +233,7 @@ def _user_claims(claims: dict[str, Any]) -> UserClaims:
         iat=claims["iat"],
         exp=claims["exp"],
         acl=Acl(pub=pub, sub=sub),
+        app=claims.get("app"),
+        session=claims.get("session"),
+        grant=claims.get("grant"),
     )

@@ -14,6 +14,7 @@ import logging
 import secrets
 import signal
 import socket
+import sqlite3
 from collections.abc import Generator
 from typing import Any
 
@@ -26,8 +27,10 @@ from relay.errors import ConfigError
 from relay.logs import Redactor
 from relay.secrets import Secret
 from relay.service.api import TokenService, create_app
-from relay.service.broker import create_broker
+from relay.service.broker import create_broker, disconnect_revoked
 from relay.service.claims import TokenIssuer
+from relay.service.invite_store import InviteStore
+from relay.service.invites import InviteService, invite_routes, public_addresses
 from relay.service.ratelimit import RateLimiter
 
 
@@ -56,6 +59,16 @@ def jwt_secret(config: RelayServiceConfig, log: Any) -> Secret:
         note="tokens stop working when this process exits; set jwt_secret for a real relay",
     )
     return Secret(secrets.token_urlsafe(48))
+
+
+def open_store(config: RelayServiceConfig) -> InviteStore:
+    """The invite store at ``[server] state_db``; a file that cannot be opened is exit 78."""
+    try:
+        return InviteStore(config.state_db)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            f"{config.path}: $.server.state_db: cannot open {config.state_db}: {exc}"
+        ) from None
 
 
 def quiet_libraries(level: str) -> None:
@@ -89,7 +102,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
     server = config.server
     secret = jwt_secret(config, log)
     redactor.add(secret)
-    issuer = TokenIssuer(secret, prefix=server.topic_prefix)
+    issuer = TokenIssuer(secret, prefix=config.apps[0].topic_prefix)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -97,11 +110,13 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         loop.add_signal_handler(sig, stop.set)
 
     api_sock = _bind(server.api_listen, "api_listen", config)
-    broker = create_broker(server, issuer, log)
+    store = open_store(config)
+    broker = create_broker(server, issuer, log, grants=store)
     try:
         await broker.start()
     except BrokerError as exc:
         api_sock.close()
+        store.close()
         cause = exc.__cause__
         why = (cause.strerror if isinstance(cause, OSError) else None) or str(cause or exc)
         raise ConfigError(
@@ -109,8 +124,39 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
             f"{server.mqtt_listen}{' / ' + server.ws_listen if server.ws_listen else ''}: {why}"
         ) from None
 
-    service = TokenService(config.apps, issuer, server.max_token_s, log)
-    app = create_app(service, RateLimiter(server.rate_limit_per_min), log)
+    service = TokenService(
+        config.apps,
+        issuer,
+        server.max_token_s,
+        log,
+        invites=store,
+        guest_token_s=server.guest_token_s,
+    )
+    broker_url, ws_url = public_addresses(config)
+    wildcard = ("0.0.0.0", "::", "")  # noqa: S104 (compared with, not bound to)
+    if not server.public_url and parse_listen(server.api_listen)[0] in wildcard:
+        log.warning(
+            "public_url_unset",
+            note="join links will point at a wildcard address; set [server] public_url "
+            "to the address friends reach",
+        )
+    invites = InviteService(
+        config.apps,
+        issuer,
+        store,
+        public_url=config.public_url,
+        broker_url=broker_url,
+        ws_url=ws_url,
+        log=log,
+        redact=redactor.add,
+        on_revoke=lambda grants: disconnect_revoked(broker, tuple(grants)),
+    )
+    app = create_app(
+        service,
+        RateLimiter(server.rate_limit_per_min),
+        log,
+        extra_routes=lambda strict: invite_routes(invites, strict),
+    )
     uv_config = uvicorn.Config(
         app,
         log_config=None,
@@ -149,6 +195,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         with contextlib.suppress(Exception):
             await asyncio.wait_for(broker.shutdown(), timeout=5)
         api_sock.close()
+        store.close()
         log.info("relay_stopped")
     if api_task.done() and not api_task.cancelled() and api_task.exception() is not None:
         raise ConfigError(f"{config.path}: the token API stopped: {api_task.exception()}")

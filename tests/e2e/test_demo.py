@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -54,8 +55,16 @@ def test_demo_logs_go_to_the_secret_scan(tmp_path: Path, e2e_ledger: Ledger) -> 
     assert done.returncode == 0, done.stdout + done.stderr
     workdir = Path(re.findall(r"workdir (\S+)", done.stdout)[0])
     logs = sorted(workdir.glob("*.log"))
-    assert {p.name for p in logs} == {"relay.log", "host.log", "guest.log"}
+    assert {p.name for p in logs} == {"relay.log", "host.log", "guest.log", "invite.log"}
     for name in ("jwt_secret", "app_secret"):
         e2e_ledger.secret(f"demo {name}", (workdir / name).read_text().strip())
     for log in logs:
         e2e_ledger.track(log)
+    # the friend joined with the link alone: their kept credential is their own, never the app's
+    (kept,) = (workdir / "state" / "guest").rglob("invites/*.json")
+    friend = json.loads(kept.read_text())
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert friend["app_client_secret"] != (workdir / "app_secret").read_text().strip()
+    assert friend["app_client_id"] != "demo-app"
+    e2e_ledger.secret("demo friend's credential", friend["app_client_secret"])
+    assert not list(workdir.glob("guest.toml")), "the guest needs no config file"

@@ -69,26 +69,36 @@ class GuestProcess:
         *,
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        command: tuple[str, ...] | None = None,  # instead of ("--config", config)
+        clean_env: bool = False,  # True: only what a guest needs, nothing of this process's
     ) -> None:
         self.log_path = workdir / f"guest-{uuid.uuid4().hex[:6]}.log"
         self.password = password
+        self.state_dir = workdir / "state"
+        base = (
+            {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir / "home")}
+            if clean_env
+            else {**os.environ}
+        )
         full_env = {
-            **os.environ,
+            **base,
             **HEADLESS,
             "COPLAY_MQTT_PASSWORD": password,
             "COPLAY_VIRTUAL_SCRIPT": "-",
-            "XDG_STATE_HOME": str(workdir / "state"),
+            "XDG_STATE_HOME": str(self.state_dir),
             "PYTHONPATH": str(ROOT),
             **(env or {}),
         }
+        if not password:
+            full_env.pop("COPLAY_MQTT_PASSWORD")
+        self.env = full_env
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
                     "guest.cli",
-                    "--config",
-                    str(config),
+                    *(command if command is not None else ("--config", str(config))),
                     "--log-format",
                     "json",
                     *args,

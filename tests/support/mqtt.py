@@ -77,10 +77,13 @@ class RawClient:
             self.client.will_set(will[0], will[1], will[2], will[3])
         self._connected = threading.Event()
         self._subscribed = threading.Event()
+        self.disconnected = threading.Event()  # set when a connection that was up goes down
         self.reason: str | None = None
+        self.granted: list[bool] = []  # per SUBACK: was the last subscription granted
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = lambda *a: self.disconnected.set()
         self.client.on_socket_open = lambda c, u, sock: _nodelay(sock)
         self.client.connect("127.0.0.1", port, keepalive=10)
         self.client.loop_start()
@@ -88,6 +91,10 @@ class RawClient:
     def _on_connect(self, client, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
         self.reason = str(reason_code)
         self._connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):  # type: ignore[no-untyped-def]
+        self.granted.append(not any(rc.is_failure for rc in reason_codes))
+        self._subscribed.set()
 
     def _on_message(self, client, userdata, msg):  # type: ignore[no-untyped-def]
         self.inbox.add(Received(msg.topic, msg.payload, msg.retain, msg.qos, time.monotonic_ns()))

@@ -64,6 +64,12 @@ class RelayService:
     topic_prefix: str = "coplay"
     max_token_s: int = 86400
     rate_limit_per_min: int = 6000
+    # "app": the app's own credentials also mint guest tokens (the hosted-provider flow most
+    # tests use); None: the relay's default, "invite" (guests need a join link)
+    guest_tokens: str | None = "app"
+    guest_token_s: int | None = None
+    public_url: str = ""
+    extra_apps: str = ""  # more [[apps]] blocks, verbatim
     log_level: str = "info"
     tls_cert: str = ""  # PEM paths; both set = TLS on the API and both broker listeners
     tls_key: str = ""
@@ -86,6 +92,11 @@ class RelayService:
     @property
     def config_path(self) -> Path:
         return self.workdir / "relay.toml"
+
+    @property
+    def state_db(self) -> Path:
+        """The invite store (kept across restarts of this service)."""
+        return self.workdir / "relay.sqlite3"
 
     @property
     def log_path(self) -> Path:
@@ -111,11 +122,16 @@ class RelayService:
             f"rate_limit_per_min = {self.rate_limit_per_min}\n"
             f'tls_cert = "{self.tls_cert}"\n'
             f'tls_key = "{self.tls_key}"\n'
-            "\n[[apps]]\n"
+            f'state_db = "{self.state_db}"\n'
+            + (f"guest_token_s = {self.guest_token_s}\n" if self.guest_token_s else "")
+            + (f'public_url = "{self.public_url}"\n' if self.public_url else "")
+            + "\n[[apps]]\n"
             f'app_id = "{self.app_id}"\n'
             f'client_id = "{self.client_id}"\n'
             f'client_secret = "{self.client_secret}"\n'
             f"hosts = [{hosts}]\n"
+            + (f'guest_tokens = "{self.guest_tokens}"\n' if self.guest_tokens else "")
+            + self.extra_apps
         )
         self.config_path.chmod(0o600)
         return self.config_path
@@ -207,6 +223,57 @@ class RelayService:
             headers={"Authorization": self.app_token()},
         )
         reply.raise_for_status()
+        return str(reply.json()["body"]["access_token"])
+
+    # ------------------------------------------------------------ invites
+
+    def host_token(self, device_id: str = "host1", username: str | None = None) -> str:
+        return self.user_token(username or self.hosts[0], device_id)
+
+    def invite(self, username: str, session: str = "s1", **fields: Any) -> dict[str, Any]:
+        """Create an invite with a host token: the body (``invite``, ``url``, ``expires_in``)."""
+        reply = self.post(
+            "/openapi/rm/invite",
+            {"session": session, "username": username, **fields},
+            headers={"Authorization": self.host_token()},
+        )
+        assert reply.status_code == 200, reply.text
+        body: dict[str, Any] = reply.json()["body"]
+        return body
+
+    def redeem(self, code: str) -> httpx.Response:
+        return self.post("/openapi/rm/invite/redeem", {"invite": code})
+
+    def revoke(self, username: str, session: str = "s1") -> httpx.Response:
+        return self.post(
+            "/openapi/rm/invite/revoke",
+            {"session": session, "username": username},
+            headers={"Authorization": self.host_token()},
+        )
+
+    def friend_app_token(self, redeemed: dict[str, Any]) -> httpx.Response:
+        return self.post(
+            "/openapi/rm/app/token",
+            {
+                "appClientId": redeemed["appClientId"],
+                "appClientSecret": redeemed["appClientSecret"],
+            },
+        )
+
+    def friend_token(self, redeemed: dict[str, Any], device_id: str = "f1") -> str:
+        """A user token for the redeemed credential's own username, over HTTP."""
+        app = self.friend_app_token(redeemed)
+        assert app.status_code == 200, app.text
+        reply = self.post(
+            "/openapi/rm/user/token",
+            {
+                "username": redeemed["username"],
+                "cid": f"{device_id}@{redeemed['app_id']}",
+                "expires_in": 600,
+            },
+            headers={"Authorization": app.json()["body"]["access_token"]},
+        )
+        assert reply.status_code == 200, reply.text
         return str(reply.json()["body"]["access_token"])
 
     def mint(self, claims: dict[str, Any]) -> str:

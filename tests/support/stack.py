@@ -25,10 +25,13 @@ the last e2e test can scan every captured log line for them (:func:`find_leaks`)
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import secrets
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -40,7 +43,7 @@ from relay.frames import Button
 from tests.support.guest_proc import GuestProcess
 from tests.support.host_process import HostProcess, Line, toml_list
 from tests.support.mosquitto import Mosquitto
-from tests.support.relay_service import RelayService
+from tests.support.relay_service import ROOT, RelayService
 
 # Two base64url JSON objects joined by a dot: a JWT's header and claims ('{"' is "eyJ"),
 # also when the signature was cut off.
@@ -389,12 +392,77 @@ class Stack:
         self.guests.append(guest)
         return guest
 
+    # ------------------------------------------------------------ invites
+
+    def host_cli(self, host: StackHost, *args: str) -> subprocess.CompletedProcess[str]:
+        """``coplay-host ARGS --config host.toml`` with the host's config and environment.
+
+        Its stderr lands in the host's directory, so the secret scan reads it too.
+        """
+        host.write_config()
+        env = dict(os.environ)
+        env.update(XDG_STATE_HOME=str(host.workdir / "state"), PYTHONPATH=str(ROOT))
+        env.update(host.extra_env)
+        with open(host.workdir / f"host-cli-{uuid.uuid4().hex[:6]}.log", "w+") as err:
+            done = subprocess.run(
+                [sys.executable, "-m", "host.cli", *args, "--config", str(host.config_path)],
+                env=env,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            err.seek(0)
+            done.stderr = err.read()
+        return done
+
+    def invite(self, host: StackHost, user: str, *args: str) -> str:
+        """``coplay-host invite USER``: the join link, which must be its only line on stdout."""
+        done = self.host_cli(host, "invite", user, *args)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert len(lines) == 1, f"stdout must be the link alone, got {len(lines)} lines"
+        link = lines[0]
+        self.ledger.secret(f"join link for {user}", link)
+        self.ledger.secret(f"invite code for {user}", link.partition("#")[2])
+        return link
+
+    def join(self, link: str, user: str = "alice", workdir: Path | None = None) -> StackGuest:
+        """``coplay-guest join LINK --source virtual``: no config file, and an environment and
+        state directory holding nothing of the streamer's (only what any process needs)."""
+        if workdir is None:
+            workdir = self.dir / f"join{len(self.guests)}-{user}"
+            workdir.mkdir()
+        guest = StackGuest(
+            workdir / "no-config",
+            "",
+            workdir,
+            args=("--log-level", LOG_LEVEL),
+            command=("join", link, "--source", "virtual"),
+            clean_env=True,
+        )
+        self.guests.append(guest)
+        return guest
+
+    def kept_invites(self, guest: StackGuest) -> list[dict[str, Any]]:
+        """The redeems a joined guest keeps in its state directory (noting their secrets)."""
+        found = []
+        for path in sorted(guest.state_dir.rglob("invites/*.json")):
+            kept = json.loads(path.read_text())
+            self.ledger.secret("a friend's app credential", kept["app_client_secret"])
+            found.append(kept)
+        return found
+
     # ------------------------------------------------------------ teardown
 
     def close(self) -> None:
         """Stop everything this stack started: guests, hosts, then relays."""
         for guest in self.guests:
             guest.close()
+            self.kept_invites(guest)  # the secret scan looks for friends' credentials too
         for host in self.hosts:
             if host.alive():
                 host.stop(signal.SIGTERM, timeout=10)

@@ -169,9 +169,13 @@ def test_guest_acl_matches_design() -> None:
     }
 
 
-def test_guest_acl_ignores_session() -> None:
-    """A guest may use any session, but only its own user level."""
-    assert acl("guest", "alice", "coplay", "friday") == acl("guest", "alice")
+def test_guest_acl_of_an_invite_reaches_its_session_only() -> None:
+    """Without a session a guest may use any; an invite's guest gets its one session."""
+    assert acl("guest", "alice", "coplay", "+") == acl("guest", "alice")
+    assert acl("guest", "alice", "coplay", "friday") == Acl(
+        pub=("coplay/friday/in/alice",),
+        sub=("coplay/friday/out/alice", "coplay/friday/host"),
+    )
 
 
 def test_host_acl_matches_design() -> None:

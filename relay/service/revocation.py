@@ -1,0 +1,54 @@
+"""Revoked invites on the embedded broker: refuse their tokens, drop their connections at once.
+
+:class:`~relay.service.broker.JwtAuthPlugin` pins each connection's invite
+grant (the token's ``grant`` claim) to its amqtt session with
+:func:`pin_grant` and refuses a CONNECT whose grant is no longer live
+(:class:`GrantCheck`, the invite store). :func:`disconnect_grants` is what the
+revoke endpoint calls: every connected session of those grants loses its ACL
+(nothing more is delivered to it or accepted from it) and its connection is
+closed the way a keep-alive timeout closes it, so the broker publishes its Last
+Will (the guest's Bye) and the host's pad goes neutral at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Final, Protocol
+
+import structlog
+
+GRANT_ATTR: Final = "coplay_grant"
+
+
+class GrantCheck(Protocol):
+    """Whether an invite grant still stands (the invite store answers)."""
+
+    def is_live(self, grant_id: int) -> bool: ...
+
+
+def pin_grant(session: Any, grant: int | None) -> None:
+    setattr(session, GRANT_ATTR, grant)
+
+
+def session_grant(session: Any) -> int | None:
+    found = getattr(session, GRANT_ATTR, None)
+    return found if isinstance(found, int) else None
+
+
+def disconnect_grants(broker: Any, grants: Collection[int], acl_attr: str) -> int:
+    """Cut every live connection of ``grants``; how many were cut. Runs on the broker's loop."""
+    wanted = set(grants)
+    cut = 0
+    for session, handler in list(broker.sessions.values()):
+        if session_grant(session) not in wanted:
+            continue
+        setattr(session, acl_attr, None)  # nothing more in or out, from this moment
+        task = getattr(handler, "_reader_task", None)
+        if task is not None and not task.done():
+            task.cancel()  # the reader loop ends, the broker sees an abnormal close: Will out
+            cut += 1
+    if cut:
+        structlog.get_logger("relay.broker").info(
+            "mqtt_revoked_disconnected", connections=cut, grants=sorted(wanted)
+        )
+    return cut
