@@ -16,8 +16,10 @@ and any one of them is enough:
 3. the MQTT password must be a coplay user token that the relay's own
    :meth:`~relay.service.claims.TokenIssuer.verify_user` accepts for that MQTT
    username and client id (signature, ``exp``, ``sub``, ``cid``);
-4. an optional ``admit`` check (e.g. "this invite grant is not revoked")
-   may refuse it still;
+4. an optional ``admit`` check may refuse it still: ``nats-callout`` refuses
+   a token of an invite grant that was revoked or has expired, reading the
+   relay's own invite store (``[server] state_db``, so the callout runs beside
+   the relay; a grant the store does not know is refused too);
 5. the answer is a NATS user JWT placed in ``[nats] account`` whose publish and
    subscribe permissions are the token's ``acl`` claim mapped by
    :func:`nats_subjects` and which expires with the token (NATS then closes
@@ -36,10 +38,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 
@@ -195,6 +198,26 @@ class CalloutAuthorizer:
         return encode(claims, self._issuer, self._clock())
 
 
+REVOKED: Final = "invite revoked or expired"
+
+
+class GrantCheck(Protocol):
+    """Whether an invite grant still stands (the relay's invite store answers)."""
+
+    def is_live(self, grant_id: int) -> bool: ...
+
+
+def grant_admit(grants: GrantCheck) -> Admit:
+    """Refuse tokens of invite grants that are no longer live; other tokens pass."""
+
+    def admit(claims: UserClaims) -> str:
+        if claims.grant is not None and not grants.is_live(claims.grant):
+            return REVOKED
+        return ""
+
+    return admit
+
+
 # ---------------------------------------------------------------- the service
 
 
@@ -219,6 +242,16 @@ async def serve_callout(
     from nats.aio.msg import Msg  # noqa: PLC0415
 
     log = structlog.get_logger("relay.nats_callout")
+    if admit is None:
+        from relay.service.invite_store import InviteStore  # noqa: PLC0415
+
+        try:
+            store = InviteStore(config.state_db)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"{config.path}: $.server.state_db: cannot open {config.state_db}: {exc}"
+            ) from None
+        admit = grant_admit(store)
     authorizer = authorizer_for(config, admit)
     assert config.jwt_secret is not None  # authorizer_for checked it
     login = callout_key(config.jwt_secret)

@@ -9,7 +9,8 @@ The ACL refusals themselves run on this cluster in the shared broker suite
 
 from __future__ import annotations
 
-import asyncio
+import json
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -229,18 +230,50 @@ def test_callout_down_refuses_new_logins_then_admits_them_again(
             client.close()
 
 
-async def _plain_nats_login(url: str, user: str, password: str) -> str:
-    import nats
-    from nats.errors import NoServersError
+def test_invited_guest_logs_in_until_its_invite_is_revoked(
+    relay_service: RelayService, cluster: NatsCluster
+) -> None:
+    """A friend's invite token plays across nodes; once revoked, it is refused at login."""
+    n1, n2, _ = cluster.nodes
+    code = relay_service.invite("alice", "s1")["invite"]
+    redeemed = relay_service.redeem(code).json()["body"]
+    token = relay_service.friend_token(redeemed, "f-inv")
+    cid = f"f-inv@{redeemed['app_id']}"
+    made: list[RawClient] = []
+
+    def login(port: int, user: str, password: str, client_id: str) -> RawClient:
+        client = RawClient(port, user, password, client_id=client_id)
+        made.append(client)
+        return client
 
     try:
-        client = await nats.connect(
-            url, user=user, password=password, allow_reconnect=False, connect_timeout=5
+        host = login(
+            n1.mqtt_port, "streamer", relay_service.host_token("h-inv"), relay_service.cid("h-inv")
         )
-    except (NoServersError, OSError, nats.errors.Error) as exc:
-        return type(exc).__name__
-    await client.close()
-    return "connected"
+        assert host.wait_connected(10) == SUCCESS
+        host.subscribe("coplay/s1/in/+")
+        guest = login(n2.mqtt_port, "alice", token, cid)
+        assert guest.wait_connected(10) == SUCCESS
+        guest.publish("coplay/s1/in/alice", b"invited", qos=1)
+        assert host.inbox.wait_count(1)[0].payload == b"invited"
+        assert relay_service.revoke("alice", "s1").status_code == 200
+        again = login(n2.mqtt_port, "alice", token, cid)
+        assert again.wait_connected(10) != SUCCESS
+        assert "invite revoked or expired" in cluster.logs()
+    finally:
+        for client in made:
+            client.close()
+
+
+def _plain_nats_login(port: int, user: str, password: str) -> bytes:
+    """Log in as a plain NATS client (the NATS text protocol by hand); the server's answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"INFO ")
+        connect = {"user": user, "pass": password, "verbose": False, "pedantic": False,
+                   "lang": "python", "version": "0", "protocol": 1}  # fmt: skip
+        sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
+        return reader.readline().strip()
 
 
 def test_plain_nats_login_with_a_valid_token_is_refused(
@@ -249,8 +282,8 @@ def test_plain_nats_login_with_a_valid_token_is_refused(
     """Only MQTT clients are admitted: a NATS client would bypass the MQTT topic mapping."""
     node = cluster.nodes[0]
     token = relay_service.user_token("alice", "a-nats")
-    outcome = asyncio.run(_plain_nats_login(node.node.client_url, "alice", token))
-    assert outcome != "connected"
+    answer = _plain_nats_login(node.node.client_port, "alice", token)
+    assert answer.startswith(b"-ERR"), answer  # not PONG: refused
     assert "only MQTT clients are admitted" in cluster.logs()
     mqtt = RawClient(node.mqtt_port, "alice", token, client_id=relay_service.cid("a-nats"))
     try:

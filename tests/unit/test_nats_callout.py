@@ -13,7 +13,14 @@ from relay.config import load_relay_config
 from relay.secrets import Secret
 from relay.service.claims import TokenIssuer, UserClaims
 from relay.service.exports import emqx_config
-from relay.service.nats_callout import CalloutAuthorizer, nats_subject, nats_subjects
+from relay.service.invite_store import InviteStore
+from relay.service.nats_callout import (
+    REVOKED,
+    CalloutAuthorizer,
+    grant_admit,
+    nats_subject,
+    nats_subjects,
+)
 from relay.service.nats_jwt import (
     ACCOUNT,
     MAX_JWT_BYTES,
@@ -295,3 +302,35 @@ def test_emqx_config_names_the_claims_the_callout_reads(
         ["coplay.*.in.alice"],
         ["coplay.*.out.alice", "coplay.*.host"],
     )
+
+
+# ---------------------------------------------------------------- invites
+
+
+def test_revoked_invite_grants_are_refused_at_login(tokens: TokenIssuer, server: NKey) -> None:
+    """The callout reads the relay's invite store: a revoked grant's tokens no longer log in."""
+    store = InviteStore(":memory:", clock=lambda: NOW)
+    grant, _code = store.create(
+        app="streamer-app", session="s1", username="alice", seat=None, ttl_s=3600, uses=1
+    )
+    authorizer = CalloutAuthorizer(
+        tokens, issuer_key(SECRET), "COPLAY", admit=grant_admit(store), clock=lambda: NOW
+    )
+    invited = tokens.user_token(
+        username="alice", cid="d1@coplay", role="guest", lifetime_s=600,
+        session="s1", grant=grant.id,
+    )  # fmt: skip
+    admitted = authorizer.answer(request(server, password=invited))
+    assert admitted.refused == ""
+    perms = decode(response(admitted.response, server)["jwt"], ACCOUNT)["nats"]
+    assert perms["pub"] == {"allow": ["coplay.s1.in.alice"]}  # the invite's one session
+    assert store.revoke(app="streamer-app", session="s1", username="alice") == [grant.id]
+    refused = authorizer.answer(request(server, password=invited))
+    assert refused.refused == REVOKED
+    assert response(refused.response, server)["error"] == REVOKED
+    unknown = tokens.user_token(
+        username="alice", cid="d1@coplay", role="guest", lifetime_s=600, session="s1", grant=999
+    )
+    assert authorizer.answer(request(server, password=unknown)).refused == REVOKED
+    plain = authorizer.answer(request(server, password=token(tokens)))  # no grant: not an invite
+    assert plain.refused == ""
