@@ -2,7 +2,8 @@
 
 ``nats-config --nodes N`` prints one NATS server config per node (or writes
 ``n1.conf``... into ``--out-dir``); ``nats-callout`` runs the auth callout
-until SIGTERM. Both need the ``nats`` extra (``pip install 'coplay[nats]'``).
+until SIGTERM. Both need the ``relay`` and ``nats`` extras
+(``pip install 'coplay[relay,nats]'``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from relay.entry import json_logs
 from relay.errors import ConfigError, UsageError
 from relay.logs import Redactor, configure_logging
 
-NATS_EXTRA_HINT = "pip install 'coplay[nats]'"
+NATS_EXTRA_HINT = "pip install 'coplay[relay,nats]'"
 
 
 def add_nats_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
