@@ -11,6 +11,9 @@ works without the extra too.
     claims.py     HS256 user tokens (EMQX-verifiable claims) and app tokens
     ratelimit.py  per-client token buckets for the API
     api.py        the Easemob-compatible token API (Litestar app factory)
+    invites.py    the invite endpoints (create, redeem, revoke, list)
+    invite_store.py  SQLite: grants, friends' credentials (hashed), uses, revocations
+    revocation.py the broker side of a revoke: refuse, and drop connections at once
     broker.py     amqtt config, JWT auth + ACL plugins, and the broker subclass
     serve.py      one asyncio process running uvicorn and the broker
     exports.py    ``emqx-config`` and ``mosquitto-acl`` output

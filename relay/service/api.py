@@ -194,7 +194,7 @@ class TokenService:
             role = "guest"
             cap = min(self._guest_token_s, self._max_token_s)
             left = grant.seconds_left(self._invites.now() if self._invites else 0.0)
-            lifetime = min(max(MIN_TOKEN_S, min(wanted, cap)), left)
+            lifetime = max(1, min(max(MIN_TOKEN_S, min(wanted, cap)), left))
         elif role == "guest" and app.guest_tokens != "app":
             raise ApiError(403, ASK_FOR_A_LINK)
         token = self._issuer.user_token(

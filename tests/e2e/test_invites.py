@@ -51,6 +51,14 @@ def test_a_friend_with_only_the_link_plays(stack: Stack) -> None:
     no_streamer_secret(stack, guest)
     (kept,) = stack.kept_invites(guest)
     assert (kept["username"], kept["session"]) == ("alice", "s1")
+    # and the streamer's own app credentials no longer mint a token for a guest (the default)
+    relay = stack.relays[0]
+    reply = relay.post(
+        "/openapi/rm/user/token",
+        {"username": "mallory", "cid": relay.cid("m1")},
+        headers={"Authorization": relay.app_token()},
+    )
+    assert reply.status_code == 403 and "join link" in reply.json()["body"]
 
 
 def test_the_link_again_needs_no_new_redeem_and_a_used_link_elsewhere_exits_77(
@@ -116,6 +124,9 @@ def test_relay_killed_and_restarted_keeps_grants_and_revocations(stack: Stack) -
     alice = stack.join(alice_link, "alice")
     alice.wait_seated()
     bob = stack.join(bob_link, "bob")
+    bob.wait_log(
+        lambda e: e.get("event") == "link_status" and e.get("state") == "connected", timeout=30
+    )
     assert stack.host_cli(host, "revoke", "bob").returncode == 0
     assert bob.wait_exit(30) == 77
 
