@@ -10,10 +10,13 @@ The ACL refusals themselves run on this cluster in the shared broker suite
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -263,6 +266,71 @@ def test_invited_guest_logs_in_until_its_invite_is_revoked(
     finally:
         for client in made:
             client.close()
+
+
+@dataclass
+class ClusterRelay(RelayService):
+    """A relay whose redeems hand out a cluster node (``[server] public_broker_url``)."""
+
+    public_broker_url: str = ""
+
+    def write_config(self) -> Path:
+        path = super().write_config()
+        if self.public_broker_url:
+            line = f'[server]\npublic_broker_url = "{self.public_broker_url}"\n'
+            path.write_text(path.read_text().replace("[server]\n", line, 1))
+        return path
+
+
+def test_a_friend_joining_with_a_link_plays_on_another_node(tmp_path: Path) -> None:
+    """``coplay-host invite`` -> ``coplay-guest join LINK`` on n2, the host on n1: it plays."""
+    relay = ClusterRelay(tmp_path / "relay", guest_tokens="invite")
+    cluster = NatsCluster(tmp_path / "nats", relay)
+    n1, n2, n3 = cluster.nodes
+    relay.public_broker_url = n2.mqtt_url
+    host: StackHost | None = None
+    guest: StackGuest | None = None
+    try:
+        relay.start()
+        cluster.start()
+        host = cluster_host(tmp_path / "host", relay, [n1.mqtt_url, n3.mqtt_url])
+        host.wait_ready()
+        env = {**os.environ, **host.extra_env, "XDG_STATE_HOME": str(host.workdir / "state"),
+               "PYTHONPATH": str(ROOT)}  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "host.cli",
+            "invite",
+            "alice",
+            "--config",
+            str(host.config_path),
+        ]
+        made = subprocess.run(
+            argv,
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        link = made.stdout.strip()
+        workdir = tmp_path / "friend"
+        workdir.mkdir()
+        guest = StackGuest(
+            workdir / "no-config", "", workdir,
+            args=("--log-level", "debug"), command=("join", link, "--source", "virtual"),
+            clean_env=True,
+        )  # fmt: skip
+        assert guest.wait_seated() == 2
+        press_and_see(guest, host, "B")
+        assert len(n2.mqtt_clients()) == 1  # the friend, on the node its redeem named
+        assert n1.mqtt_clients() == [host.device_id + "@coplay"]
+    finally:
+        if guest is not None:
+            guest.close()
+        if host is not None and host.alive():
+            host.stop(timeout=10)
+        cluster.stop()
+        relay.stop()
+        relay.kill()
 
 
 def _plain_nats_login(port: int, user: str, password: str) -> bytes:
