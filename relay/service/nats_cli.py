@@ -86,10 +86,11 @@ def print_configs(config: RelayServiceConfig, args: argparse.Namespace) -> int:
             print(path)
         return 0
     servers = ", ".join(f'"{node.client_url}"' for node in nodes)
+    clients = ", ".join(f'"{node.mqtt_url}"' for node in nodes)
     sys.stdout.write(
         f"# {len(nodes)} NATS nodes; start each with: nats-server -c nN.conf\n"
         f"# relay.toml for the callout: [nats] servers = [{servers}]\n"
-        f"# clients: broker_url = [{', '.join(repr(n.mqtt_url) for n in nodes)}]\n"
+        f"# clients: broker_url = [{clients}], subscribe_qos = 0\n"
     )
     for name, text in texts.items():
         sys.stdout.write(f"\n# ======== {name}.conf ========\n{text}")

@@ -334,3 +334,21 @@ def test_revoked_invite_grants_are_refused_at_login(tokens: TokenIssuer, server:
     assert authorizer.answer(request(server, password=unknown)).refused == REVOKED
     plain = authorizer.answer(request(server, password=token(tokens)))  # no grant: not an invite
     assert plain.refused == ""
+
+
+def test_the_cluster_needs_a_fixed_jwt_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ephemeral_secret = true`` would give every node keys no later relay can match: exit 78."""
+    from relay.cli import main
+    from relay.errors import ConfigError
+    from relay.service.nats_callout import authorizer_for
+
+    path = tmp_path / "relay.toml"
+    path.write_text(
+        '[server]\nephemeral_secret = true\n[[apps]]\nclient_id = "a"\nclient_secret = "x"\n'
+    )
+    assert main(["nats-config", "--config", str(path), "--nodes", "3"]) == 78
+    assert "$.server.jwt_secret" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"\$\.server\.jwt_secret"):
+        authorizer_for(load_relay_config(path, env={}))
