@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.slow
 SUCCESS = "Success"
 RESUME_BOUND_S = 3.0  # the issue's bound: inputs flow again within 3 s of losing a node
 A = 1 << int(Button.A)
+FLOOD = 50  # refused logins in a row
 
 
 @pytest.fixture
@@ -360,6 +362,28 @@ def test_plain_nats_login_with_a_valid_token_is_refused(
         mqtt.close()
 
 
+def _raw_connack(port: int, client_id: str, username: str, password: str) -> int:
+    """One MQTT 3.1.1 CONNECT over a bare socket; the CONNACK's return code."""
+
+    def text(value: str) -> bytes:
+        raw = value.encode()
+        return struct.pack("!H", len(raw)) + raw
+
+    body = text("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 30)  # user, password, clean
+    body += text(client_id) + text(username) + text(password)
+    length, encoded = len(body), b""
+    while True:
+        byte, length = length % 128, length // 128
+        encoded += bytes([byte | (0x80 if length else 0)])
+        if not length:
+            break
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"\x10" + encoded + body)
+        reply = sock.recv(4)
+    assert reply[:2] == b"\x20\x02", reply
+    return reply[3]
+
+
 def test_cluster_logs_never_show_a_token(relay_service: RelayService, cluster: NatsCluster) -> None:
     token = relay_service.user_token("alice", "a-log")
     port = cluster.nodes[0].mqtt_port
@@ -371,6 +395,24 @@ def test_cluster_logs_never_show_a_token(relay_service: RelayService, cluster: N
     assert "username does not match the token" in logs
     assert token not in logs and token.split(".")[2] not in logs
     assert relay_service.jwt_secret not in logs
+
+
+def test_a_flood_of_bad_logins_is_logged_once_per_user_and_reason(
+    relay_service: RelayService, cluster: NatsCluster
+) -> None:
+    """The callout's refusal log is throttled (REFUSAL_LOG_INTERVAL_S), so a stranger's
+    login flood cannot fill the relay's log."""
+    token = relay_service.user_token("alice", "a-flood")
+    port = cluster.nodes[0].mqtt_port
+    for _ in range(FLOOD):
+        assert _raw_connack(port, relay_service.cid("a-flood"), "mallory", token) != 0
+    assert cluster.callout is not None
+    refusals = [
+        line
+        for line in cluster.callout.log_text().splitlines()
+        if '"nats_login_refused"' in line and '"mallory"' in line
+    ]
+    assert 1 <= len(refusals) <= 2, len(refusals)  # one per 5 s window; the flood is quicker
 
 
 def test_nats_config_output_is_a_valid_nats_server_config(
