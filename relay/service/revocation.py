@@ -6,12 +6,13 @@ grant (the token's ``grant`` claim) to its amqtt session with
 (:class:`GrantCheck`, the invite store). :func:`disconnect_grants` is what the
 revoke endpoint calls: every connected session of those grants loses its ACL
 (nothing more is delivered to it or accepted from it) and its connection is
-closed the way a keep-alive timeout closes it, so the broker publishes its Last
-Will (the guest's Bye) and the host's pad goes neutral at once.
+aborted and its reader stopped, so the broker publishes its Last Will (the
+guest's Bye) and the host's pad goes neutral at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from typing import Any, Final, Protocol
 
@@ -35,8 +36,36 @@ def session_grant(session: Any) -> int | None:
     return found if isinstance(found, int) else None
 
 
+CANCEL_RETRY_S: Final = 0.05
+_CUT_ATTR: Final = "coplay_cut"  # the handler holds its retry task (so it is not collected)
+
+
+def _abort_transport(handler: Any) -> bool:
+    """Close the connection under amqtt's writer adapter (TCP or WebSocket) without a goodbye."""
+    writer = getattr(handler, "writer", None)
+    for inner in (getattr(writer, "_writer", None), getattr(writer, "_protocol", None)):
+        transport = getattr(inner, "transport", None)
+        if transport is not None and hasattr(transport, "abort"):
+            transport.abort()
+            return True
+    return False
+
+
+async def _cancel_until_done(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` until it ends: Python 3.11's ``wait_for`` can swallow a cancellation
+    that lands as its read completes, which a client sending 60 frames a second makes likely."""
+    while not task.done():
+        task.cancel()
+        await asyncio.sleep(CANCEL_RETRY_S)
+
+
 def disconnect_grants(broker: Any, grants: Collection[int], acl_attr: str) -> int:
-    """Cut every live connection of ``grants``; how many were cut. Runs on the broker's loop."""
+    """Cut every live connection of ``grants``; how many were cut. Runs on the broker's loop.
+
+    The socket is aborted (the reader sees the connection end) and the reader task is
+    cancelled until it stops; either way the broker sees an abnormal close and sends the
+    Will.
+    """
     wanted = set(grants)
     cut = 0
     for session, handler in list(broker.sessions.values()):
@@ -45,7 +74,9 @@ def disconnect_grants(broker: Any, grants: Collection[int], acl_attr: str) -> in
         setattr(session, acl_attr, None)  # nothing more in or out, from this moment
         task = getattr(handler, "_reader_task", None)
         if task is not None and not task.done():
-            task.cancel()  # the reader loop ends, the broker sees an abnormal close: Will out
+            _abort_transport(handler)
+            retry = asyncio.get_running_loop().create_task(_cancel_until_done(task))
+            setattr(handler, _CUT_ATTR, retry)
             cut += 1
     if cut:
         structlog.get_logger("relay.broker").info(

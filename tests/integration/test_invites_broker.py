@@ -8,6 +8,7 @@ the embedded broker's alone (on NATS a revoked token is refused at its next logi
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -178,10 +179,27 @@ def test_revoke_cuts_the_friend_off_within_a_second(
     friend.publish(f"coplay/{session_name}/in/alice", b"before", qos=1)
     host.inbox.wait_count(1)
 
+    # a guest streams frames while it is revoked (a quiet one is the easy case)
+    streaming = threading.Event()
+
+    def stream() -> None:
+        while not friend.disconnected.is_set() and not stop.is_set():
+            friend.client.publish(f"coplay/{session_name}/in/alice", b"frame", 0)
+            streaming.set()
+            time.sleep(0.004)  # a guest's pace: about 250 frames a second
+
+    stop = threading.Event()
+    sender = threading.Thread(target=stream, daemon=True)
+    sender.start()
+    assert streaming.wait(5)
     started = time.monotonic()
-    assert relay.revoke("alice", session_name).json()["body"] == {"revoked": 1}
-    assert friend.disconnected.wait(1.0), "the revoked friend is still connected after 1 s"
-    assert time.monotonic() - started < 1.0
+    try:
+        assert relay.revoke("alice", session_name).json()["body"] == {"revoked": 1}
+        assert friend.disconnected.wait(1.0), "the revoked friend is still connected after 1 s"
+        assert time.monotonic() - started < 1.0
+    finally:
+        stop.set()
+        sender.join(5)
     assert not bob.disconnected.is_set()
 
     again = connect("alice", token, relay.cid("a-rev"))  # the very token and client id
