@@ -90,7 +90,7 @@ def test_guest_on_one_node_plays_on_a_host_on_another(
 
 SESSIONS_STREAM = "$MQTT_sess"  # every MQTT CONNECT on NATS reads and writes it
 RETAINED_STREAM = "$MQTT_rmsgs"  # a SUBSCRIBE looks up retained messages in it
-RAFT_BOUND_S = 25.0  # a dead leader: NATS elects a new one after 4-9 s (fixed in the server)
+RAFT_BOUND_S = 30.0  # a dead leader: NATS elects a new one after 4-9 s (fixed), more when busy
 
 
 def _hold_a_then_lose(
@@ -131,7 +131,7 @@ def _hold_a_then_lose(
     stale = host.wait_lines("stale", after=mark)[0]
     assert stale["buttons"] == 0 and stale["axes"] == [0, 0, 0, 0, 0, 0]
     after_stale = mark + host.lines()[mark:].index(stale) + 1
-    host.wait_lines("input", after=after_stale, buttons=A, timeout=RAFT_BOUND_S + 10)
+    host.wait_lines("input", after=after_stale, buttons=A, timeout=RAFT_BOUND_S + 5)
     resumed = _first_after(host.lines(), after_stale, "input")
     assert resumed["buttons"] == A  # the first state after the outage is the held A
     survivors = [cid for n in cluster.nodes if n is not victim for cid in n.mqtt_clients()]
