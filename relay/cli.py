@@ -7,6 +7,8 @@
     coplay-relay mosquitto-acl --config relay.toml  Mosquitto ACL file with the same rules
     coplay-relay invite --config relay.toml --app APP_ID --session S USER [--seat N]
                  [--ttl 24h] [--uses 1]             a join link, made locally by the operator
+    coplay-relay nats-config --config relay.toml --nodes 3   NATS cluster node configs
+    coplay-relay nats-callout --config relay.toml   the NATS cluster's auth callout
     coplay-relay --check --config relay.toml        validate the config and exit
 
 Without a command it serves. Secrets come only from relay.toml, ``*_file``
@@ -63,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     invite.add_argument("--seat", type=int, metavar="N", help="the seat meant for them")
     invite.add_argument("--ttl", default="24h", help="how long it lives (24h, 90m, 7d)")
     invite.add_argument("--uses", type=int, default=1, help="redeems allowed (1)")
+
+    from relay.service.nats_cli import add_nats_commands  # noqa: PLC0415 (keeps this file's imports light)
+
+    add_nats_commands(command)
     return parser
 
 
@@ -86,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             sys.stdout.write(mosquitto_acl_file(config))
             return 0
+        if command.startswith("nats-"):
+            from relay.service.nats_cli import run_nats_command  # noqa: PLC0415 (lazy)
+
+            return run_nats_command(command, config, args)
         return serve(config, args)
 
     return run(PROG, go)

@@ -17,7 +17,7 @@ import re
 import sys
 import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Final, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -34,6 +34,7 @@ PrefixStr = Annotated[str, Meta(pattern=f"^{PREFIX_PATTERN}\\Z")]
 OptionalName = Annotated[str, Meta(pattern=f"^({NAME_PATTERN})?\\Z")]
 SeatNo = Annotated[int, Meta(ge=1, le=16)]
 MAX_SEATS: Final = 7
+MAX_BROKER_URLS: Final = 16
 Port = Annotated[int, Meta(ge=1, le=65535)]
 
 BROKER_SCHEMES: Final = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
@@ -84,7 +85,10 @@ class RelaySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     username: OptionalName = ""
     session: OptionalName = ""
     api_url: str = "http://127.0.0.1:8080"
-    broker_url: str = "mqtt://127.0.0.1:1883"
+    # one URL, or a list of a cluster's nodes tried in turn on reconnect (one scheme for all)
+    broker_url: str | Annotated[list[str], Meta(min_length=1, max_length=MAX_BROKER_URLS)] = (
+        "mqtt://127.0.0.1:1883"
+    )
     app_id: NameStr = "coplay"
     app_client_id: str = "streamer-app"
     app_client_secret: str = ""
@@ -98,6 +102,9 @@ class RelaySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mqtt_version: Literal["3.1.1", "5"] = "3.1.1"
     keepalive_s: Annotated[int, Meta(ge=5, le=600)] = 15
     token_lifetime_s: Annotated[int, Meta(ge=60, le=30 * 86400)] = 86400
+    # 0 on a NATS cluster: with clean sessions QoS 1 adds nothing across reconnects, and there
+    # every QoS 1 subscription is a replicated JetStream consumer that a lost node must re-elect
+    subscribe_qos: Literal[0, 1] = 1
     invite: str = ""  # guest.toml only: a join link (or invite_file, or COPLAY_INVITE)
     invite_file: str = ""
 
@@ -108,12 +115,21 @@ class RelaySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     raise ValueError(f"{name}: missing required key")
         if self.api_url:
             _check_url("api_url", self.api_url, ("http", "https"), "http(s)://HOST[:PORT][/PATH]")
-        _check_url(
-            "broker_url",
-            self.broker_url,
-            BROKER_SCHEMES,
-            "mqtt://, mqtts://, ws:// or wss:// with a host",
-        )
+        urls = broker_urls(self.broker_url)
+        for i, url in enumerate(urls):
+            _check_url(
+                "broker_url" if isinstance(self.broker_url, str) else f"broker_url[{i}]",
+                url,
+                BROKER_SCHEMES,
+                "mqtt://, mqtts://, ws:// or wss:// with a host",
+            )
+        if len({urlsplit(url).scheme for url in urls}) > 1:
+            raise ValueError("broker_url: every URL in the list must use the same scheme")
+
+
+def broker_urls(value: str | list[str]) -> tuple[str, ...]:
+    """``broker_url`` as a tuple of URLs (a single URL is a list of one)."""
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +137,7 @@ class LinkSettings:
     """The ``[relay]`` section with its secrets resolved: everything tokens and link need."""
 
     api_url: str
-    broker_url: str
+    broker_url: str  # the first of broker_urls
     app_id: str
     app_client_id: str
     app_client_secret: Secret | None
@@ -135,6 +151,8 @@ class LinkSettings:
     mqtt_version: Literal["3.1.1", "5"]
     keepalive_s: int
     token_lifetime_s: int
+    broker_urls: tuple[str, ...] = ()  # every broker URL, tried in turn; () = (broker_url,)
+    subscribe_qos: int = 1  # the highest QoS the link subscribes with
 
     @property
     def client_id(self) -> str:
@@ -319,9 +337,23 @@ class AppEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     guest_tokens: Literal["invite", "app"] = "invite"  # who may mint guest tokens
 
 
+class NatsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The NATS cluster that ``coplay-relay nats-callout`` answers logins for."""
+
+    servers: Annotated[list[str], Meta(min_length=1, max_length=MAX_BROKER_URLS)] = msgspec.field(
+        default_factory=lambda: ["nats://127.0.0.1:4222"]
+    )
+    account: NameStr = "COPLAY"  # the account MQTT clients are placed in
+
+    def __post_init__(self) -> None:
+        for i, url in enumerate(self.servers):
+            _check_url(f"servers[{i}]", url, ("nats", "tls"), "nats:// or tls:// with a host")
+
+
 class RelayFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     apps: Annotated[list[AppEntry], Meta(min_length=1)]
     server: ServerSection = msgspec.field(default_factory=ServerSection)
+    nats: NatsSection = msgspec.field(default_factory=NatsSection)
 
     def __post_init__(self) -> None:
         ids = [app.client_id for app in self.apps]
@@ -364,6 +396,7 @@ class RelayServiceConfig:
     jwt_secret: Secret | None  # None only with ephemeral_secret = true
     apps: tuple[AppCredentials, ...]
     state_db: Path = Path("relay.sqlite3")  # resolved: [server] state_db in the state directory
+    nats: NatsSection = field(default_factory=NatsSection)
 
     @property
     def public_url(self) -> str:
@@ -456,7 +489,9 @@ def _link(
         raise ConfigError(f"{path}: $.relay.ca_file: no such file {section.ca_file}")
     return LinkSettings(
         api_url=section.api_url.rstrip("/"),
-        broker_url=section.broker_url,
+        broker_url=broker_urls(section.broker_url)[0],
+        broker_urls=broker_urls(section.broker_url),
+        subscribe_qos=section.subscribe_qos,
         app_id=section.app_id,
         app_client_id=section.app_client_id,
         app_client_secret=app_secret,
@@ -570,7 +605,12 @@ def load_relay_config(path: Path, env: Mapping[str, str] | None = None) -> Relay
     if not state_db.is_absolute():
         state_db = state_dir(env, relay=True) / state_db
     return RelayServiceConfig(
-        path=path, server=server, jwt_secret=jwt_secret, apps=tuple(apps), state_db=state_db
+        path=path,
+        server=server,
+        jwt_secret=jwt_secret,
+        apps=tuple(apps),
+        state_db=state_db,
+        nats=parsed.nats,
     )
 
 

@@ -6,6 +6,9 @@ running its own network thread (``connect_async`` + ``loop_start``):
 - ``mqtt://``, ``mqtts://``, ``ws://`` and ``wss://`` broker URLs (websocket path
   from the URL, default ``/mqtt``); TLS verifies the broker unless ``tls_verify``
   is off; MQTT 3.1.1 by default, 5 on request.
+- Several broker URLs (a cluster's nodes): the first connect uses the first
+  one, and every reconnect attempt after a lost connection or a failed attempt
+  moves on to the next, round the list, so losing a node costs one reconnect.
 - TCP_NODELAY on every socket it opens: paho leaves Nagle on, which holds small
   input frames back by tens of milliseconds.
 - Credentials come from a :class:`~relay.tokens.CredentialSource` just before each
@@ -17,7 +20,8 @@ running its own network thread (``connect_async`` + ``loop_start``):
   (:class:`~relay.mqttclient.DirectWriteClient`), without a wake-up of paho's
   network thread.
 - Subscriptions are restored after every connect, then ``on_connect`` runs, then
-  the state becomes CONNECTED.
+  the state becomes CONNECTED. ``subscribe_qos`` caps their QoS (0 on a NATS
+  cluster, where a QoS 1 subscription is a replicated JetStream consumer).
 - ``publish`` never queues: while not connected it returns False at once (a stale
   input frame delivered late is worse than none), and QoS 1 messages still
   unacknowledged when a connection drops are not resent on the next one.
@@ -196,7 +200,7 @@ class Link:
         self._settings = settings
         self._credentials = credentials
         self._handler = on_message
-        self._subscriptions = list(subscriptions)
+        self._subscriptions = [(t, min(q, settings.subscribe_qos)) for t, q in subscriptions]
         self._on_connect = on_connect
         self._on_status = on_status
         self._max_auth_retries = max_auth_retries
@@ -216,7 +220,11 @@ class Link:
         self._fetch_failed = False
         self._pending_suback: int | None = None
 
-        address = BrokerAddress.parse(settings.broker_url)
+        self._addresses = [
+            BrokerAddress.parse(url) for url in (settings.broker_urls or (settings.broker_url,))
+        ]
+        self._next_address = 0
+        address = self._addresses[0]
         self._address = address
         v5 = settings.mqtt_version == "5"
         client = DirectWriteClient(
@@ -351,6 +359,7 @@ class Link:
         self._fetch_failed = False
         with self._cond:
             self._attempts += 1
+        self._rotate(client)
         try:
             creds = self._fetch(refresh)
         except AuthError as exc:
@@ -369,6 +378,23 @@ class Link:
             self._log.warning("client_id_mismatch", wanted=creds.client_id)
         password = creds.password.reveal() if creds.password is not None else None
         client.username_pw_set(creds.username, password)
+
+    def _rotate(self, client: mqtt.Client) -> None:
+        """Point this attempt at the next broker URL (round the list; the first one first)."""
+        if len(self._addresses) < 2:
+            return
+        address = self._addresses[self._next_address]
+        self._next_address = (self._next_address + 1) % len(self._addresses)
+        if address is self._address:
+            return
+        self._address = address
+        # paho has no server list and its host/port setters refuse while it reconnects, and
+        # that is the only moment to switch: set what its reconnect reads (paho-mqtt < 3).
+        client._host = address.host
+        client._port = address.port
+        if address.transport == "websockets":
+            client._websocket_path = address.path
+        self._log.info("broker_switched", broker=f"{address.host}:{address.port}")
 
     def _fetch(self, refresh: bool) -> Credentials:
         """Credentials from the source, in a helper thread so ``stop`` never waits for it."""
@@ -454,7 +480,7 @@ class Link:
             self._attempts = 0
             self._ever_connected = True
         self._set_status(LinkState.CONNECTED, "")
-        self._log.info("link_connected")
+        self._log.info("link_connected", at=f"{self._address.host}:{self._address.port}")
 
     def _refused(self, reason: ReasonCode) -> None:
         text = str(reason).lower()

@@ -17,4 +17,8 @@ works without the extra too.
     broker.py     amqtt config, JWT auth + ACL plugins, and the broker subclass
     serve.py      one asyncio process running uvicorn and the broker
     exports.py    ``emqx-config`` and ``mosquitto-acl`` output
+    nats_jwt.py   NATS JWTs and the nkeys derived from the JWT secret (the nats extra)
+    nats_callout.py  ``nats-callout``: a NATS cluster's auth callout, by token
+    nats_config.py   ``nats-config``: the cluster's node configs
+    nats_cli.py   the two NATS commands of ``coplay-relay``
 """

@@ -18,12 +18,14 @@ asserted; the exit code is 1 only when a benchmark could not run.
 - ``guest_cpu``          guest CPU with an idle pad at 60 Hz, as a ratio to a bare paho
                          publisher at the same rate (also with the pad polled)
 - ``bytes``              bytes per Input frame against JSON
+- ``browser``            pad change -> host sink, browser guest (headless Chromium) beside
+                         the Python guest, through the embedded broker (own relay)
+- ``cluster``            latency via a 3-node NATS cluster beside Mosquitto and the embedded
+                         broker, and the 120 Hz guests one NATS node carries (bench_cluster)
 
 At the end it prints the README's Performance block (``tests.bench.readme``):
 the latency table and the budgets, with the date, the machine (``lscpu``) and
 the load, and a warning when the machine was busy.
-- ``browser``            pad change -> host sink, browser guest (headless Chromium) beside
-                         the Python guest, through the embedded broker (own relay)
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from tests.bench import (
     bench_broker,
     bench_browser,
     bench_bytes,
+    bench_cluster,
     bench_freeze,
     bench_guest_cpu,
     bench_host_cost,
@@ -66,6 +69,7 @@ BENCHES = (
     "guest_cpu",
     "bytes",
     "browser",
+    "cluster",
 )
 
 
@@ -290,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         attempt("guest_cpu", lambda: guest_cpu(plan))
         attempt("bytes", bench_bytes.run)
         attempt("browser", lambda: bench_browser.run(work / "browser", plan.latency_s))
+        attempt("cluster", lambda: bench_cluster.run(work / "cluster", plan.latency_s))
 
     budgets: list[Budget] = [b for r in results.values() for b in r.pop("budget_objects", [])]
     rows = [b.row() for b in budgets] + info_rows(results)

@@ -1,6 +1,10 @@
 """Invite tokens on the embedded broker of a real ``coplay-relay serve``: a friend reaches its
 own session and user only, a second app reaches nothing of the first, and a revoked friend
-is cut off at once."""
+is cut off at once.
+
+The two ACL tests run on a 3-node NATS cluster behind ``coplay-relay nats-callout`` too
+(``broker_ports``, clients spread over the nodes); cutting a live connection off at once is
+the embedded broker's alone (on NATS a revoked token is refused at its next login)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.mqtt import RawClient
+from tests.support.nats_cluster import NatsCluster
 from tests.support.relay_service import RelayService
 
 SUCCESS = "Success"
@@ -36,13 +41,31 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayService]:
     service.kill()
 
 
+@pytest.fixture(scope="module", params=["embedded", "nats"])
+def broker_ports(
+    request: pytest.FixtureRequest, relay: RelayService, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[int, ...]]:
+    """The embedded broker's port, or the MQTT ports of a NATS cluster on this relay's tokens."""
+    if request.param == "embedded":
+        yield (relay.mqtt_port,)
+        return
+    cluster = NatsCluster(tmp_path_factory.mktemp("nats"), relay).start()
+    try:
+        yield tuple(node.mqtt_port for node in cluster.nodes)
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
-def connect(relay: RelayService) -> Iterator[Callable[..., RawClient]]:
+def connect(
+    relay: RelayService, broker_ports: tuple[int, ...]
+) -> Iterator[Callable[..., RawClient]]:
     """``connect(username, token, client_id)`` -> a connected-or-refused RawClient."""
     made: list[RawClient] = []
 
     def make(username: str, token: str, client_id: str) -> RawClient:
-        client = RawClient(relay.mqtt_port, username, token, client_id=client_id)
+        port = broker_ports[len(made) % len(broker_ports)]
+        client = RawClient(port, username, token, client_id=client_id)
         made.append(client)
         return client
 
@@ -142,6 +165,7 @@ def test_a_second_app_reaches_none_of_the_first_apps_topics(
     assert late.inbox.snapshot() == []
 
 
+@pytest.mark.parametrize("broker_ports", ["embedded"], indirect=True)
 def test_revoke_cuts_the_friend_off_within_a_second(
     relay: RelayService, connect: Callable[..., RawClient], session_name: str
 ) -> None:

@@ -1,0 +1,79 @@
+"""A real host and real guests whose ``broker_url`` is a list of a cluster's nodes.
+
+They are the e2e suite's :class:`~tests.support.stack.StackHost` and
+:class:`~tests.support.stack.StackGuest` (token flow against a relay), with the
+one ``broker_url`` line of their config written as a TOML list, and
+``subscribe_qos = 0`` as README advises for a NATS cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.host_process import toml_list
+from tests.support.relay_service import RelayService
+from tests.support.stack import LOG_LEVEL, StackGuest, StackHost, guest_config
+
+
+def _listed(path: Path, first: str, urls: Sequence[str]) -> Path:
+    text = path.read_text()
+    line = f'broker_url = "{first}"\n'
+    assert line in text, text
+    listed = f"broker_url = {toml_list(list(urls))}\nsubscribe_qos = 0\n"
+    path.write_text(text.replace(line, listed, 1))
+    return path
+
+
+@dataclass
+class ClusterHost(StackHost):
+    """A token-flow host whose config lists ``broker_urls``."""
+
+    broker_urls: tuple[str, ...] = ()
+
+    def write_config(self) -> Path:
+        return _listed(super().write_config(), self.broker_url, self.broker_urls)
+
+
+def cluster_host(
+    workdir: Path, relay: RelayService, urls: Sequence[str], **fields: object
+) -> ClusterHost:
+    """A started host (as ``streamer``) on the relay's tokens and these broker URLs."""
+    host = ClusterHost(
+        workdir,
+        broker_port=0,
+        password="",
+        prefix=relay.topic_prefix,
+        api_url=relay.api_url,
+        broker_url=urls[0],
+        broker_urls=tuple(urls),
+        app_client_id=relay.client_id,
+        log_level=LOG_LEVEL,
+        extra_env={"COPLAY_APP_CLIENT_SECRET": relay.client_secret},
+        **fields,  # type: ignore[arg-type]
+    )
+    host.start()
+    return host
+
+
+def cluster_guest(
+    workdir: Path, relay: RelayService, urls: Sequence[str], user: str = "alice", **fields: object
+) -> StackGuest:
+    """A started ``coplay-guest --source virtual`` on the relay's tokens and these broker URLs."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = guest_config(
+        workdir / "guest.toml",
+        relay,
+        user=user,
+        prefix=relay.topic_prefix,
+        **fields,  # type: ignore[arg-type]
+    )
+    _listed(config, relay.broker_url, urls)
+    return StackGuest(
+        config,
+        "",
+        workdir,
+        args=("--log-level", LOG_LEVEL),
+        env={"COPLAY_APP_CLIENT_SECRET": relay.client_secret},
+    )
