@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,11 @@ def test_pad_press_stick_and_trigger_reach_the_host_as_design_maps_them(play: Pl
     assert line["axes"] == [16384, -32768, 0, 0, 0, 32767]
     assert line["user"] == "alice"
     tab.wait(lambda s: s["sent"]["buttons"] == 1, what="the pad shown")
-    lit = tab.js("return [...document.querySelectorAll('#pad .lit')].map(e => e.id)")
+    deadline = time.monotonic() + 10  # the picture loads and redraws on animation frames
+    lit: list[str] = []
+    while "btn-0" not in lit and time.monotonic() < deadline:
+        lit = tab.js("return [...document.querySelectorAll('#pad .lit')].map(e => e.id)")
+        time.sleep(0.02)
     assert "btn-0" in lit
     if os.environ.get(SCREENSHOT_ENV):
         tab.wait(lambda s: s["stats"]["pongs"] >= 3, what="round trips")
