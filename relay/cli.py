@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -114,7 +113,7 @@ def print_emqx(config: RelayServiceConfig, *, show_secret: bool) -> int:
 
 def operator_invite(config: RelayServiceConfig, args: argparse.Namespace) -> int:
     """``invite``: the same grant ``POST /openapi/rm/invite`` makes, written to state_db here."""
-    from relay.service.invite_store import InviteStore, TooManyInvites  # noqa: PLC0415 (lazy)
+    from relay.service.invite_store import TooManyInvites, open_store  # noqa: PLC0415 (lazy)
 
     user: str = args.user
     apps = [app for app in config.apps if args.app in (app.app_id, app.client_id)]
@@ -132,12 +131,7 @@ def operator_invite(config: RelayServiceConfig, args: argparse.Namespace) -> int
     if args.seat is not None and not 1 <= args.seat <= 16:
         raise UsageError("--seat: must be 1 to 16")
     ttl_s = parse_duration(args.ttl)
-    try:
-        store = InviteStore(config.state_db)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(
-            f"{config.path}: $.server.state_db: cannot open {config.state_db}: {exc}"
-        ) from None
+    store = open_store(config)
     try:
         _, code = store.create(
             app=app.client_id,

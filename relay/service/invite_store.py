@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from relay.config import RelayServiceConfig
+from relay.errors import ConfigError
+
 MAX_LIVE_GRANTS: Final = 256  # live grants per app
 PRUNE_AFTER_S: Final = 86400  # expired grants are kept this long, then deleted
 CLIENT_ID_PREFIX: Final = "inv-"
@@ -309,3 +312,13 @@ def _grant(row: tuple[object, ...]) -> Grant:
         redeemed=int(redeemed),  # type: ignore[call-overload]
         revoked_at=None if revoked is None else float(revoked),  # type: ignore[arg-type]
     )
+
+
+def open_store(config: RelayServiceConfig) -> InviteStore:
+    """The invite store at ``[server] state_db``; a file that cannot be opened is exit 78."""
+    try:
+        return InviteStore(config.state_db)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            f"{config.path}: $.server.state_db: cannot open {config.state_db}: {exc}"
+        ) from exc

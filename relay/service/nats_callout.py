@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -243,15 +242,9 @@ async def serve_callout(
 
     log = structlog.get_logger("relay.nats_callout")
     if admit is None:
-        from relay.service.invite_store import InviteStore  # noqa: PLC0415
+        from relay.service.invite_store import open_store  # noqa: PLC0415
 
-        try:
-            store = InviteStore(config.state_db)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                f"{config.path}: $.server.state_db: cannot open {config.state_db}: {exc}"
-            ) from None
-        admit = grant_admit(store)
+        admit = grant_admit(open_store(config))
     authorizer = authorizer_for(config, admit)
     assert config.jwt_secret is not None  # authorizer_for checked it
     login = callout_key(config.jwt_secret)

@@ -14,7 +14,6 @@ import logging
 import secrets
 import signal
 import socket
-import sqlite3
 from collections.abc import Generator
 from typing import Any
 
@@ -29,7 +28,7 @@ from relay.secrets import Secret
 from relay.service.api import TokenService, create_app
 from relay.service.broker import create_broker, disconnect_revoked
 from relay.service.claims import TokenIssuer
-from relay.service.invite_store import InviteStore
+from relay.service.invite_store import open_store
 from relay.service.invites import InviteService, invite_routes, public_addresses
 from relay.service.joinpage import JoinPage
 from relay.service.limits import ensure_open_files, report_status
@@ -61,16 +60,6 @@ def jwt_secret(config: RelayServiceConfig, log: Any) -> Secret:
         note="tokens stop working when this process exits; set jwt_secret for a real relay",
     )
     return Secret(secrets.token_urlsafe(48))
-
-
-def open_store(config: RelayServiceConfig) -> InviteStore:
-    """The invite store at ``[server] state_db``; a file that cannot be opened is exit 78."""
-    try:
-        return InviteStore(config.state_db)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(
-            f"{config.path}: $.server.state_db: cannot open {config.state_db}: {exc}"
-        ) from None
 
 
 def quiet_libraries(level: str) -> None:
