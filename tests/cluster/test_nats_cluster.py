@@ -337,8 +337,10 @@ def test_a_friend_joining_with_a_link_plays_on_another_node(tmp_path: Path) -> N
 
 def _plain_nats_login(port: int, user: str, password: str) -> bytes:
     """Log in as a plain NATS client (the NATS text protocol by hand); the server's answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        reader = sock.makefile("rb")
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+        sock.makefile("rb") as reader,
+    ):
         assert reader.readline().startswith(b"INFO ")
         connect = {"user": user, "pass": password, "verbose": False, "pedantic": False,
                    "lang": "python", "version": "0", "protocol": 1}  # fmt: skip
