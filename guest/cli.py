@@ -3,7 +3,8 @@
 ::
 
     coplay-guest --config guest.toml [--source auto|virtual|INDEX|NAME|GUID] [--window]
-    coplay-guest join LINK [--source ...] [--name NAME]   play with a join link (no config)
+    coplay-guest join [LINK] [--source ...] [--name NAME]  play with a join link (no config;
+                                            without LINK: the one invite kept from before)
     coplay-guest devices [--virtual]        list controllers (no config needed)
     coplay-guest --check --config guest.toml
 
@@ -19,6 +20,7 @@ works (used up, expired, revoked) exits 77 with the relay's reason
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import secrets
 import signal
@@ -32,7 +34,7 @@ import msgspec
 import structlog
 
 from guest.app import GuestLoop
-from guest.join import explain, join, link_settings
+from guest.join import explain, join, join_kept, link_settings
 from guest.pad import PygamePadSource, Selection, list_devices
 from guest.script import ENV_SCRIPT, ScriptRunner, demo_pattern, load_script, stdin_commands
 from guest.sdl import SDL, init_pygame, load_sdl
@@ -104,8 +106,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "devices":
             return devices(args.virtual, sys.stdout)
         if args.command == "join":
-            if not args.link:
-                raise UsageError("join needs the LINK the streamer sent you")
             return run_joined(args.link, None, GuestSection(), args)
         if args.link:
             raise UsageError(f"unexpected argument; did you mean: {PROG} join LINK?")
@@ -153,18 +153,14 @@ def devices(virtual: bool, out: TextIO) -> int:
 
 
 def run_joined(
-    link: str, section: RelaySection | None, guest: GuestSection, args: argparse.Namespace
+    link: str | None, section: RelaySection | None, guest: GuestSection, args: argparse.Namespace
 ) -> int:
     """``join``: redeem the link (or reuse the kept redeem), then run as every guest does."""
-    path, stored = join(link, os.environ)
-    if args.name is not None:
-        try:
-            guest = msgspec.structs.replace(guest, name=msgspec.convert(args.name, _Name))
-        except msgspec.ValidationError:
-            raise UsageError("--name: 64 characters at most") from None
+    path, stored = join(link, os.environ) if link else join_kept(os.environ)
     config = GuestConfig(path=path, link=link_settings(stored, section), guest=guest)
     try:
-        return run_guest(config, args, hidden=(link, parse_link(link)[1]))
+        hidden = (link, parse_link(link)[1]) if link else ()
+        return run_guest(config, args, hidden=hidden)
     except CoplayError as exc:
         raise explain(exc, stored) from None
 
@@ -174,6 +170,12 @@ _Name = Annotated[str, msgspec.Meta(max_length=64)]
 
 def run_guest(config: GuestConfig, args: argparse.Namespace, hidden: Sequence[str] = ()) -> int:
     """Run the guest until a signal, a final Reject, or refused credentials."""
+    if args.name is not None:  # --name wins over [guest] name
+        try:
+            name = msgspec.convert(args.name, _Name)
+        except msgspec.ValidationError:
+            raise UsageError("--name: 64 characters at most") from None
+        config = dataclasses.replace(config, guest=msgspec.structs.replace(config.guest, name=name))
     redactor = Redactor([*config.link.secrets, *hidden])
     stderr = LineStream(sys.stderr)
     configure_logging(

@@ -8,7 +8,8 @@ credential and the relay's addresses, in the state directory::
 
 so running ``join`` again with the same link (after a restart, a crash, a
 reboot) needs no new redeem while the grant lives: a single-use link works for
-as long as the streamer's invite does. The file is JSON (:class:`StoredInvite`);
+as long as the streamer's invite does. ``join`` with no link at all uses the
+one live invite kept here. The file is JSON (:class:`StoredInvite`);
 ``expires_at`` is the grant's end in Unix seconds. From then on the guest is a
 normal guest: the same token client (app token, then user token, cached and
 refreshed) and the same link. When the relay turns the invite down (used up,
@@ -30,7 +31,7 @@ from typing import Final
 import msgspec
 
 from relay.config import LinkSettings, RelaySection, state_dir
-from relay.errors import AuthError, CoplayError
+from relay.errors import AuthError, CoplayError, UsageError
 from relay.invites import InviteClient, Redeemed, parse_link
 from relay.secrets import Secret
 from relay.tokens import APP_TOKEN_PATH
@@ -131,6 +132,31 @@ def join(
     )
     write_stored(path, stored)
     return path, stored
+
+
+def kept(
+    env: Mapping[str, str], clock: Callable[[], float] = time.time
+) -> list[tuple[Path, StoredInvite]]:
+    """The kept redeems whose grant still lives, newest first (``join`` without a LINK)."""
+    found = []
+    for path in (state_dir(env) / INVITES_DIR).glob("*.json"):
+        stored = read_stored(path)
+        if stored is not None and stored.expires_at > clock():
+            found.append((path, stored))
+    return sorted(found, key=lambda item: item[1].redeemed_at, reverse=True)
+
+
+def join_kept(
+    env: Mapping[str, str], clock: Callable[[], float] = time.time
+) -> tuple[Path, StoredInvite]:
+    """``join`` with no LINK: the one live kept redeem; UsageError when none or several."""
+    found = kept(env, clock)
+    if not found:
+        raise UsageError("join needs the LINK the streamer sent you")
+    if len(found) > 1:
+        which = ", ".join(f"{s.username} in {s.session}" for _, s in found)
+        raise UsageError(f"several invites are kept here ({which}); give the LINK to choose")
+    return found[0]
 
 
 def _redeem(api_url: str, code: str) -> Redeemed:

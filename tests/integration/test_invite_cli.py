@@ -112,3 +112,13 @@ def test_redeem_guessing_is_rate_limited_per_address(relay_service_factory: Any)
     assert set(statuses[5:]) == {429}
     reply = relay.redeem("9" * 32)
     assert reply.status_code == 429 and int(reply.headers["Retry-After"]) >= 1
+
+
+def test_guest_name_longer_than_64_is_a_usage_error(
+    relay_service: RelayService, tmp_path: Path
+) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), XDG_STATE_HOME=str(tmp_path))
+    link = relay_service.invite("alice")["url"]
+    done = run(["guest.cli", "join", link, "--name", "n" * 65], env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "coplay-guest: --name: 64 characters at most"

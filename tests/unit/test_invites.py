@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from guest.join import StoredInvite, invite_path, join, link_settings
+from guest.join import StoredInvite, invite_path, join, join_kept, link_settings
 from host.invites import format_table
 from relay.config import load_guest_invite, load_host_config, load_relay_config
 from relay.errors import AuthError, ConfigError, UsageError
@@ -260,3 +260,18 @@ def test_host_toml_refuses_an_invite(tmp_path: Path) -> None:
     path.write_text(f'[relay]\nusername = "s"\nsession = "x"\ninvite = "http://r/join#{CODE}"\n')
     with pytest.raises(ConfigError, match=r"\$\.relay\.invite"):
         load_host_config(path, env={"COPLAY_APP_CLIENT_SECRET": "x"})
+
+
+def test_join_without_a_link_uses_the_one_live_kept_invite(tmp_path: Path) -> None:
+    env = {"XDG_STATE_HOME": str(tmp_path)}
+    clock = Clock()
+    with pytest.raises(UsageError, match="join needs the LINK"):
+        join_kept(env, clock)
+    _, first = join(f"http://relay/join#{CODE}", env, redeem=lambda a, c: redeemed(), clock=clock)
+    assert join_kept(env, clock)[1] == first
+    clock.now += 10
+    join(f"http://relay/join#{'Z' * 32}", env, redeem=lambda a, c: redeemed(60), clock=clock)
+    with pytest.raises(UsageError, match=r"several invites are kept here \(alice in friday, alice"):
+        join_kept(env, clock)
+    clock.now += 61  # the second one expired: the first is the only live one again
+    assert join_kept(env, clock)[1] == first
