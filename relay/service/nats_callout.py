@@ -30,7 +30,8 @@ server logs it; it never holds the token). Requests larger than
 :data:`~relay.service.nats_jwt.MAX_JWT_BYTES` are dropped, at most
 :data:`MAX_PENDING_REQUESTS` wait at once (NATS drops the excess as a slow
 consumer; those logins time out), and refusals are logged at most once per
-:data:`REFUSAL_LOG_INTERVAL_S` per user and reason.
+:data:`REFUSAL_LOG_INTERVAL_S` per reason (with the count suppressed since),
+the username cut to :data:`MAX_LOGGED_NAME` characters.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ QUEUE_GROUP: Final = "coplay-callout"
 REQUEST_AUDIENCE: Final = "nats-authorization-request"
 MQTT_CLIENT: Final = "mqtt"
 MAX_PENDING_REQUESTS: Final = 1024
-REFUSAL_LOG_INTERVAL_S: Final = 5.0
+REFUSAL_LOG_INTERVAL_S: Final = 5.0  # at most one refusal line per reason per interval
+MAX_LOGGED_NAME: Final = 64  # a stranger's username is cut to this in the log
 RECONNECT_WAIT_S: Final = 0.5
 DENY_ALL: Final = {"deny": [">"]}
 
@@ -272,12 +274,14 @@ async def serve_callout(
             log.debug("nats_login_admitted", user=verdict.user)
             return
         counts["refused"] += 1
-        if throttle.allow(f"{verdict.user}:{verdict.refused}"):
+        key = f"refused:{verdict.refused}"  # a small fixed set: bounded lines and memory
+        if throttle.allow(key):
             log.warning(
                 "nats_login_refused",
-                user=verdict.user,
-                client_type=verdict.client_type,
+                user=verdict.user[:MAX_LOGGED_NAME],
+                client_type=verdict.client_type[:MAX_LOGGED_NAME],
                 reason=verdict.refused,
+                suppressed=throttle.take_suppressed(key),
             )
 
     async def on_error(exc: Exception) -> None:
