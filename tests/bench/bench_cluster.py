@@ -98,7 +98,15 @@ class NatsRig:
             app_client_secret=self.relay.client_secret,
         )
 
-    def guest(self, workdir: Path, place: Place, *, rate_hz: int = 60) -> GuestProcess:
+    def guest(
+        self,
+        workdir: Path,
+        place: Place,
+        *,
+        rate_hz: int = 60,
+        env: dict[str, str] | None = None,
+        extra: str = "",
+    ) -> GuestProcess:
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "guest.toml"
         config.write_text(
@@ -116,10 +124,10 @@ class NatsRig:
             "\n[guest]\n"
             'source = "virtual"\n'
             f"rate_hz = {rate_hz}\n"
-            "max_rate_hz = 500\n"
+            "max_rate_hz = 500\n" + extra
         )
-        env = {"COPLAY_APP_CLIENT_SECRET": self.relay.client_secret}
-        return GuestProcess(config, "", workdir, env=env)
+        full_env = {**(env or {}), "COPLAY_APP_CLIENT_SECRET": self.relay.client_secret}
+        return GuestProcess(config, "", workdir, env=full_env)
 
     def logins(self) -> tuple[Login, Login]:
         pub_dev, sub_dev = f"bp{_tag()}", f"bs{_tag()}"
@@ -130,7 +138,7 @@ class NatsRig:
 
 
 def latency(rig: Rig, workdir: Path, seconds: float, bare: bool) -> dict[str, Any]:
-    ours = coplay_latency(rig, workdir, seconds)
+    ours = coplay_latency(rig, workdir, seconds, rest_samples=0)  # steady 120 Hz only
     result: dict[str, Any] = {
         "broker": rig.name,
         "coplay_us": summary(ours["lat_us"]),
