@@ -34,7 +34,16 @@ from relay.clock import elapsed_us, us32
 from relay.frames import FrameCodec, Input
 from tests.bench.baseline import Login, bare_paho_latency
 from tests.bench.bench_latency import coplay_latency
-from tests.bench.rig import GUEST, HOST, EmbeddedRig, MosquittoRig, Place, Rig, TokenHostProcess
+from tests.bench.rig import (
+    GUEST,
+    HOST,
+    EmbeddedRig,
+    MosquittoRig,
+    Place,
+    Rig,
+    TokenHostProcess,
+    token_guest,
+)
 from tests.bench.stats import summary, table, write_json
 from tests.support.guest_proc import GuestProcess
 from tests.support.host_process import HostProcess
@@ -107,27 +116,16 @@ class NatsRig:
         env: dict[str, str] | None = None,
         extra: str = "",
     ) -> GuestProcess:
-        workdir.mkdir(parents=True, exist_ok=True)
-        config = workdir / "guest.toml"
-        config.write_text(
-            "[relay]\n"
-            f'api_url = "{self.relay.api_url}"\n'
-            f'broker_url = "{self.guest_node.mqtt_url}"\n'
-            f'app_id = "{self.relay.app_id}"\n'
-            f'app_client_id = "{self.relay.client_id}"\n'
-            f'username = "{GUEST}"\n'
-            f'session = "{place.session}"\n'
-            f'topic_prefix = "{place.prefix}"\n'
-            f'device_id = "g{_tag()}"\n'
-            "keepalive_s = 5\n"
-            "subscribe_qos = 0\n"
-            "\n[guest]\n"
-            'source = "virtual"\n'
-            f"rate_hz = {rate_hz}\n"
-            "max_rate_hz = 500\n" + extra
+        return token_guest(
+            self.relay,
+            self.guest_node.mqtt_url,
+            workdir,
+            place,
+            rate_hz=rate_hz,
+            env=env,
+            extra=extra,
+            relay_extra="subscribe_qos = 0\n",  # as README advises on a NATS cluster
         )
-        full_env = {**(env or {}), "COPLAY_APP_CLIENT_SECRET": self.relay.client_secret}
-        return GuestProcess(config, "", workdir, env=full_env)
 
     def logins(self) -> tuple[Login, Login]:
         pub_dev, sub_dev = f"bp{_tag()}", f"bs{_tag()}"

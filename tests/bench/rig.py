@@ -170,26 +170,9 @@ class EmbeddedRig:
         env: dict[str, str] | None = None,
         extra: str = "",
     ) -> GuestProcess:
-        workdir.mkdir(parents=True, exist_ok=True)
-        config = workdir / "guest.toml"
-        config.write_text(
-            "[relay]\n"
-            f'api_url = "{self.relay.api_url}"\n'
-            f'broker_url = "{self.relay.broker_url}"\n'
-            f'app_id = "{self.relay.app_id}"\n'
-            f'app_client_id = "{self.relay.client_id}"\n'
-            f'username = "{GUEST}"\n'
-            f'session = "{place.session}"\n'
-            f'topic_prefix = "{place.prefix}"\n'
-            f'device_id = "g{_tag()}"\n'
-            "keepalive_s = 5\n"
-            "\n[guest]\n"
-            'source = "virtual"\n'
-            f"rate_hz = {rate_hz}\n"
-            "max_rate_hz = 500\n" + extra
+        return token_guest(
+            self.relay, self.relay.broker_url, workdir, place, rate_hz=rate_hz, env=env, extra=extra
         )
-        full_env = {**(env or {}), "COPLAY_APP_CLIENT_SECRET": self.relay.client_secret}
-        return GuestProcess(config, "", workdir, env=full_env)
 
     def logins(self) -> tuple[Login, Login]:
         pub_dev, sub_dev = f"bp{_tag()}", f"bs{_tag()}"
@@ -197,3 +180,36 @@ class EmbeddedRig:
             Login(GUEST, self.relay.user_token(GUEST, pub_dev), self.relay.cid(pub_dev)),
             Login(HOST, self.relay.user_token(HOST, sub_dev), self.relay.cid(sub_dev)),
         )
+
+
+def token_guest(
+    relay: RelayService,
+    broker_url: str,
+    workdir: Path,
+    place: Place,
+    *,
+    rate_hz: int = 60,
+    env: dict[str, str] | None = None,
+    extra: str = "",
+    relay_extra: str = "",
+) -> GuestProcess:
+    """A virtual-pad guest doing the token flow at ``relay``, on ``broker_url``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "guest.toml"
+    config.write_text(
+        "[relay]\n"
+        f'api_url = "{relay.api_url}"\n'
+        f'broker_url = "{broker_url}"\n'
+        f'app_id = "{relay.app_id}"\n'
+        f'app_client_id = "{relay.client_id}"\n'
+        f'username = "{GUEST}"\n'
+        f'session = "{place.session}"\n'
+        f'topic_prefix = "{place.prefix}"\n'
+        f'device_id = "g{_tag()}"\n'
+        "keepalive_s = 5\n" + relay_extra + "\n[guest]\n"
+        'source = "virtual"\n'
+        f"rate_hz = {rate_hz}\n"
+        "max_rate_hz = 500\n" + extra
+    )
+    full_env = {**(env or {}), "COPLAY_APP_CLIENT_SECRET": relay.client_secret}
+    return GuestProcess(config, "", workdir, env=full_env)
