@@ -28,25 +28,20 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from relay.clock import elapsed_us, us32
 from relay.frames import FrameCodec, Input
-from tests.bench.baseline import Login, bare_paho_latency
+from tests.bench.baseline import bare_paho_latency
 from tests.bench.bench_latency import coplay_latency
 from tests.bench.rig import (
-    GUEST,
     HOST,
     EmbeddedRig,
     MosquittoRig,
-    Place,
     Rig,
     TokenHostProcess,
-    token_guest,
 )
 from tests.bench.stats import summary, table, write_json
-from tests.support.guest_proc import GuestProcess
-from tests.support.host_process import HostProcess
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import RawClient
 from tests.support.nats_cluster import NatsCluster, NatsNodeProcess
@@ -77,62 +72,27 @@ class NatsHostProcess(TokenHostProcess):
         return path
 
 
-@dataclass
-class NatsRig:
+@dataclass(kw_only=True)
+class NatsRig(EmbeddedRig):
     """Host on ``host_node``, guest on ``guest_node`` of a cluster behind ``relay``'s callout."""
 
-    relay: RelayService
     host_node: NatsNodeProcess
     guest_node: NatsNodeProcess
-    name: str
+
+    host_class: ClassVar[type[TokenHostProcess]] = NatsHostProcess
+    guest_relay_extra: ClassVar[str] = "subscribe_qos = 0\n"  # as README advises on NATS
 
     @property
     def port(self) -> int:
         return self.guest_node.mqtt_port
 
-    def place(self) -> Place:
-        return Place(self.relay.topic_prefix, f"s{_tag()}")
+    @property
+    def host_port(self) -> int:
+        return self.host_node.mqtt_port
 
-    def host(self, workdir: Path, place: Place, *, stale_ms: int = 250) -> HostProcess:
-        return NatsHostProcess(
-            workdir,
-            self.host_node.mqtt_port,
-            "",
-            place.prefix,
-            session=place.session,
-            stale_ms=stale_ms,
-            api_url=self.relay.api_url,
-            app_id=self.relay.app_id,
-            app_client_id=self.relay.client_id,
-            app_client_secret=self.relay.client_secret,
-        )
-
-    def guest(
-        self,
-        workdir: Path,
-        place: Place,
-        *,
-        rate_hz: int = 60,
-        env: dict[str, str] | None = None,
-        extra: str = "",
-    ) -> GuestProcess:
-        return token_guest(
-            self.relay,
-            self.guest_node.mqtt_url,
-            workdir,
-            place,
-            rate_hz=rate_hz,
-            env=env,
-            extra=extra,
-            relay_extra="subscribe_qos = 0\n",  # as README advises on a NATS cluster
-        )
-
-    def logins(self) -> tuple[Login, Login]:
-        pub_dev, sub_dev = f"bp{_tag()}", f"bs{_tag()}"
-        return (
-            Login(GUEST, self.relay.user_token(GUEST, pub_dev), self.relay.cid(pub_dev)),
-            Login(HOST, self.relay.user_token(HOST, sub_dev), self.relay.cid(sub_dev)),
-        )
+    @property
+    def guest_broker_url(self) -> str:
+        return self.guest_node.mqtt_url
 
 
 def latency(rig: Rig, workdir: Path, seconds: float, bare: bool) -> dict[str, Any]:
@@ -276,8 +236,8 @@ def run(workdir: Path, seconds: float, load_seconds: float = 3.0) -> dict[str, A
         rigs: list[tuple[Rig, bool]] = [
             (MosquittoRig(broker), True),
             (EmbeddedRig(relay), True),
-            (NatsRig(relay, n1, n1, "nats, same node"), True),
-            (NatsRig(relay, n1, n2, "nats, across nodes"), False),
+            (NatsRig(relay, "nats, same node", host_node=n1, guest_node=n1), True),
+            (NatsRig(relay, "nats, across nodes", host_node=n1, guest_node=n2), False),
         ]
         lat = [
             latency(rig, workdir / f"lat-{i}", seconds, bare) for i, (rig, bare) in enumerate(rigs)

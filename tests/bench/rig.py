@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from tests.bench.baseline import Login
 from tests.support.guest_proc import GuestProcess, write_guest_config
@@ -147,10 +147,21 @@ class EmbeddedRig:
     def place(self) -> Place:
         return Place(self.relay.topic_prefix, f"s{_tag()}")
 
+    host_class: ClassVar[type[TokenHostProcess]] = TokenHostProcess
+    guest_relay_extra: ClassVar[str] = ""  # more [relay] lines for the guest
+
+    @property
+    def host_port(self) -> int:
+        return self.port
+
+    @property
+    def guest_broker_url(self) -> str:
+        return self.relay.broker_url
+
     def host(self, workdir: Path, place: Place, *, stale_ms: int = 250) -> HostProcess:
-        return TokenHostProcess(
+        return self.host_class(
             workdir,
-            self.port,
+            self.host_port,
             "",
             place.prefix,
             session=place.session,
@@ -171,7 +182,14 @@ class EmbeddedRig:
         extra: str = "",
     ) -> GuestProcess:
         return token_guest(
-            self.relay, self.relay.broker_url, workdir, place, rate_hz=rate_hz, env=env, extra=extra
+            self.relay,
+            self.guest_broker_url,
+            workdir,
+            place,
+            rate_hz=rate_hz,
+            env=env,
+            extra=extra,
+            relay_extra=self.guest_relay_extra,
         )
 
     def logins(self) -> tuple[Login, Login]:
