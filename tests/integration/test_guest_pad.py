@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -15,32 +14,12 @@ import pytest
 
 from guest.pad import PygamePadSource, Selection, list_devices
 from guest.padstate import PadAxis
-from guest.sdl import SDL, init_pygame, load_sdl, loaded_sdl_path
+from guest.sdl import SDL, loaded_sdl_path
 from guest.virtual import NAME, VirtualPad
 from relay.frames import NEUTRAL, Button, PadState, button_mask
 from tests.support.guest_proc import HEADLESS, ROOT
 
 A = button_mask(Button.A)
-
-
-@pytest.fixture(scope="module")
-def sdl_pair() -> Iterator[tuple[ModuleType, SDL]]:
-    for key, value in HEADLESS.items():
-        os.environ.setdefault(key, value)
-    pygame = init_pygame()
-    yield pygame, load_sdl(pygame)
-    pygame.quit()
-
-
-@pytest.fixture
-def pad(sdl_pair: tuple[ModuleType, SDL]) -> Iterator[VirtualPad]:
-    pygame, sdl = sdl_pair
-    virtual = VirtualPad(sdl)
-    virtual.attach()
-    yield virtual
-    virtual.detach()
-    with contextlib.suppress(SystemError):  # pygame's own hiccup, see the comes-and-goes test
-        pygame.event.get()
 
 
 @pytest.fixture

@@ -8,16 +8,13 @@ because a poll came round.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
-from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
 
 from guest.pad import PygamePadSource, Selection, list_devices
-from guest.sdl import SDL, init_pygame, load_sdl
+from guest.sdl import SDL
 from guest.virtual import NAME, VirtualPad
 from guest.wake import NodeWaker, Waiter
 from host.sinks import xpad
@@ -25,29 +22,8 @@ from host.sinks.base import Meta
 from host.sinks.uinput import UInputSink, uinput_fix
 from relay.frames import NEUTRAL, Button, button_mask
 from tests.support.guest_loop import WAIT, running_loop
-from tests.support.guest_proc import HEADLESS
 
 A = button_mask(Button.A)
-
-
-@pytest.fixture(scope="module")
-def sdl_pair() -> Iterator[tuple[ModuleType, SDL]]:
-    for key, value in HEADLESS.items():
-        os.environ.setdefault(key, value)
-    pygame = init_pygame()
-    yield pygame, load_sdl(pygame)
-    pygame.quit()
-
-
-@pytest.fixture
-def pad(sdl_pair: tuple[ModuleType, SDL]) -> Iterator[VirtualPad]:
-    pygame, sdl = sdl_pair
-    virtual = VirtualPad(sdl)
-    virtual.attach()
-    yield virtual
-    virtual.detach()
-    with contextlib.suppress(SystemError):  # pygame's hiccup when a device comes and goes
-        pygame.event.get()
 
 
 def test_a_virtual_pad_change_makes_its_waker_readable_and_poll_reads_it(
