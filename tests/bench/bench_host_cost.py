@@ -114,11 +114,8 @@ def _payloads(codec: FrameCodec, epoch: int, n: int) -> list[bytes]:
     ]
 
 
-def call_cost(sink: Sink, n: int, epoch: int) -> list[float]:
-    """Microseconds per ``on_message`` call, writer thread running."""
-    daemon = _daemon(sink)
-    topic = Topics(TOPIC_PREFIX, SESSION).input(USER)
-    payloads = _payloads(FrameCodec(), epoch, n)
+def _timed_calls(daemon: HostDaemon, topic: str, payloads: list[bytes]) -> list[float]:
+    """Microseconds per ``on_message`` call for each payload, writer thread running."""
     daemon.writer.start()
     try:
         clock = time.perf_counter_ns
@@ -130,6 +127,14 @@ def call_cost(sink: Sink, n: int, epoch: int) -> list[float]:
         return out
     finally:
         daemon.writer.stop()
+
+
+def call_cost(sink: Sink, n: int, epoch: int) -> list[float]:
+    """Microseconds per ``on_message`` call, writer thread running."""
+    daemon = _daemon(sink)
+    topic = Topics(TOPIC_PREFIX, SESSION).input(USER)
+    payloads = _payloads(FrameCodec(), epoch, n)
+    return _timed_calls(daemon, topic, payloads)
 
 
 def reject_flood_cost(n: int) -> list[float]:
@@ -138,17 +143,7 @@ def reject_flood_cost(n: int) -> list[float]:
     topic = Topics(TOPIC_PREFIX, SESSION).input("mallory")
     codec = FrameCodec()
     payloads = [codec.encode(Ping(epoch, now_us32())) for epoch in range(1, n + 1)]
-    daemon.writer.start()
-    try:
-        clock = time.perf_counter_ns
-        out = []
-        for payload in payloads:
-            t0 = clock()
-            daemon.on_message(topic, payload, False)
-            out.append((clock() - t0) / 1000)
-        return out
-    finally:
-        daemon.writer.stop()
+    return _timed_calls(daemon, topic, payloads)
 
 
 def hand_off(n: int, epoch: int) -> list[float]:
