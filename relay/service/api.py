@@ -114,7 +114,6 @@ class ApiError(Exception):
         self.status = status
         self.text = text
         self.headers = headers or {}
-        self.charged = False  # counted against the failure rate limit already
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,15 +295,19 @@ def create_app(
     same strict body check; their failures count against the same rate limit.
     """
 
-    def failed(request: Request[Any, Any, Any], app: str | None, exc: ApiError) -> ApiError:
-        """``exc``, or 429 once this address (and app) has failed too often."""
+    def failed(request: Request[Any, Any, Any], exc: ApiError) -> ApiError:
+        """``exc``, or 429 once this address (and app) has failed too often.
+
+        Every refusal of every route comes through here once (the ApiError handler);
+        a route that knows the app asking puts it in ``request.state.coplay_app``.
+        """
         peer = request.client.host if request.client else None
         address = client_address(peer, request.headers.get("x-forwarded-for"), trusted_proxies)
+        app = getattr(request.state, "coplay_app", None)
         waits = [limiter.take(key) for key in failure_keys(address, app)]
         wait = max((w for w in waits if w is not None), default=None)
         if wait is not None:
-            exc = ApiError(429, "rate limited; retry later", {"Retry-After": str(wait)})
-        exc.charged = True
+            return ApiError(429, "rate limited; retry later", {"Retry-After": str(wait)})
         return exc
 
     def strict(kind: type[msgspec.Struct]) -> Any:
@@ -315,10 +318,10 @@ def create_app(
                 msgspec.json.decode(await request.body(), type=kind)
             except (msgspec.ValidationError, ValueError) as exc:
                 text = f"invalid request: {_field_first(str(exc))}"
-                raise failed(request, None, ApiError(400, text)) from None
+                raise ApiError(400, text) from None
             except msgspec.DecodeError:
                 text = "invalid request: body is not valid JSON"
-                raise failed(request, None, ApiError(400, text)) from None
+                raise ApiError(400, text) from None
 
         return check
 
@@ -333,10 +336,8 @@ def create_app(
     async def app_token(
         request: Request[Any, Any, Any], data: JSONBody[AppTokenRequest]
     ) -> TokenEnvelope:
-        try:
-            return success(service.app_token(data.appClientId, data.appClientSecret))
-        except ApiError as exc:
-            raise failed(request, data.appClientId, exc) from None
+        request.state.coplay_app = data.appClientId  # failures also count per app
+        return success(service.app_token(data.appClientId, data.appClientSecret))
 
     @post(
         USER_TOKEN_PATH,
@@ -350,18 +351,14 @@ def create_app(
     async def user_token(
         request: Request[Any, Any, Any], data: JSONBody[UserTokenRequest]
     ) -> TokenEnvelope:
-        try:
-            return success(service.user_token(request.headers.get("authorization"), data))
-        except ApiError as exc:
-            raise failed(request, None, exc) from None
+        return success(service.user_token(request.headers.get("authorization"), data))
 
     @get("/healthz", summary="Liveness", operation_id="healthz")
     async def healthz() -> Health:
         return Health("ok")
 
     def on_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[FailEnvelope]:
-        if not exc.charged:  # a refusal from an extra route (an invite endpoint) counts too
-            exc = failed(request, None, exc)
+        exc = failed(request, exc)
         if exc.status in (401, 403):
             log.info("token_refused", status=exc.status, reason=exc.text)
         return fail(exc.status, exc.text, exc.headers)
