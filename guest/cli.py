@@ -10,7 +10,7 @@
 
 The entry point builds every collaborator (pygame, the pad source, the link,
 the session, the sender, the status display) and hands them to
-:class:`guest.app.GuestLoop`. SIGINT/SIGTERM end the loop: Bye is the last
+:class:`guest.loop.GuestLoop`. SIGINT/SIGTERM end the loop: Bye is the last
 frame and the exit code is 0. The broker refusing the credentials exits 77,
 the host rejecting this user for good exits 75. A join link that no longer
 works (used up, expired, revoked) exits 77 with the relay's reason
@@ -33,8 +33,8 @@ from typing import Annotated, Any, TextIO, cast
 import msgspec
 import structlog
 
-from guest.app import GuestLoop
 from guest.join import explain, join, join_kept, link_settings
+from guest.loop import GuestLoop
 from guest.pad import PygamePadSource, Selection, list_devices
 from guest.script import (
     ENV_SCRIPT,
@@ -52,6 +52,7 @@ from guest.status import LineStream, StatusReporter
 from guest.virtual import NAME, RumbleEvent, VirtualPad
 from guest.wake import WAKE_SUPPORTED, PipeWaker, Waker, node_waker
 from guest.window import PadWindow
+from relay.commandline import base_parser, config_path, json_logs, run
 from relay.config import (
     GuestConfig,
     GuestSection,
@@ -59,7 +60,6 @@ from relay.config import (
     load_guest_config,
     load_guest_invite,
 )
-from relay.entry import base_parser, config_path, json_logs, run
 from relay.errors import CoplayError, UsageError
 from relay.invites import parse_link
 from relay.link import Link

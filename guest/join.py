@@ -34,7 +34,7 @@ from relay.config import LinkSettings, RelaySection, state_dir
 from relay.errors import AuthError, CoplayError, UsageError
 from relay.invites import InviteClient, Redeemed, parse_link
 from relay.secrets import Secret
-from relay.tokens import APP_TOKEN_PATH
+from relay.tokenwire import APP_TOKEN_PATH
 
 INVITES_DIR: Final = "invites"
 ASK_AGAIN: Final = "ask the streamer for a new join link"

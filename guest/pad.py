@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from guest.padstate import apply_deadzone, with_axis, with_button
+from guest.padmath import apply_deadzone, with_axis, with_button
 from guest.sdl import SDL
 from guest.wake import Waker, node_waker
 from relay.frames import NEUTRAL, Button, PadState

@@ -32,7 +32,7 @@ from typing import Any, Final, Literal, TextIO
 
 import structlog
 
-from guest.padstate import PadAxis
+from guest.padmath import PadAxis
 from guest.virtual import VirtualPad
 from relay.errors import ConfigError
 from relay.frames import AXIS_MAX, TRIGGER_MAX, Button, PadState
@@ -41,12 +41,12 @@ ENV_SCRIPT: Final = "COPLAY_VIRTUAL_SCRIPT"
 ENV_STAMPS: Final = "COPLAY_VIRTUAL_STAMPS"
 MAX_STAMPS: Final = 200_000  # changes recorded at most (about 28 min at 120 Hz); then no more
 
-Action = Literal["press", "release", "tap", "axis", "state", "sleep", "detach", "attach"]
+Verb = Literal["press", "release", "tap", "axis", "state", "sleep", "detach", "attach"]
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    action: Action
+    action: Verb
     target: int = 0  # button or axis number
     value: int = 0  # axis value, tap length in ms
     seconds: float = 0.0

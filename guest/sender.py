@@ -30,10 +30,10 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from relay.clock import WRAP, now_us32
 from relay.frames import NEUTRAL, FrameCodec, Input, PadState
+from relay.serial32 import WRAP, now_us32
 
-Publish = Callable[[bytes], bool]
+SendFrame = Callable[[bytes], bool]
 
 
 class Sender:
@@ -41,7 +41,7 @@ class Sender:
 
     def __init__(
         self,
-        publish: Publish,
+        publish: SendFrame,
         *,
         epoch: int,
         rate_hz: float,

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import structlog
 
-from relay.clock import elapsed_us, now_us32
 from relay.errors import SessionRejected
 from relay.frames import (
     Bye,
@@ -50,7 +49,8 @@ from relay.frames import (
     Rumble,
     Welcome,
 )
-from relay.link import LinkState, LinkStatus, Message
+from relay.linkstatus import LinkState, LinkStatus, Message
+from relay.serial32 import elapsed_us, now_us32
 from relay.topics import Topics
 
 FINAL_REJECTS = frozenset({RejectCode.NOT_ALLOWED, RejectCode.PROTOCOL, RejectCode.REPLACED})

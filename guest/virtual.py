@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from guest.padstate import TRIGGERS, PadAxis, clamp_axis
+from guest.padmath import TRIGGERS, PadAxis, clamp_axis
 from guest.sdl import (
     SDL,
     SDL_JOYSTICK_TYPE_GAMECONTROLLER,

@@ -23,16 +23,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
-from host.daemon import HostDaemon, LinkLike
+from host.daemon import HostDaemon
 from host.notify import notifier_from_env
 from host.sinks import make_sink
 from host.sinks.base import Sink
 from relay.clock import SystemClock
+from relay.commandline import base_parser, config_path, json_logs, run
 from relay.config import HostConfig, check_sink, load_host_config
-from relay.entry import base_parser, config_path, json_logs, run
 from relay.errors import ConfigError, UsageError
 from relay.invites import MAX_INVITE_USES, parse_duration
-from relay.link import Link, LinkStatus, Message, MessageHandler
+from relay.link import Link
+from relay.linkstatus import LinkLike, LinkStatus, Message, MessageHandler
 from relay.logs import Redactor, configure_logging
 from relay.permissions import permission_warnings
 from relay.tokens import credential_source

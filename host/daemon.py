@@ -6,7 +6,7 @@ Threads:
   ``{prefix}/{session}/in/+``: size and retained checks, decode, the seat table
   and the queue, all without touching a device; replies (Welcome, Reject, Pong)
   and HostState go out from there too.
-- the pad writer (:class:`~host.queue.PadWriter`) applies states to the sink and
+- the pad writer (:class:`~host.writer.PadWriter`) applies states to the sink and
   runs the stale/idle timers.
 - the main thread (:meth:`HostDaemon.run`) waits for a stop request, pings
   systemd's watchdog, logs the status line and the drop counters, and on stop
@@ -28,35 +28,17 @@ import structlog
 
 from host.intake import Intake
 from host.notify import Notifier
-from host.queue import PadWriter
-from host.seats import Action, DropReason, Reply, SeatChange, SeatTable, merge_counts
-from host.sinks.base import REASON_SHUTDOWN, Meta, Sink
+from host.seats import DropReason, Effect, Reply, SeatChange, SeatTable, merge_counts
+from host.sinks.base import REASON_SHUTDOWN, FrameMeta, Sink
 from host.status import seat_lines, status_text
+from host.writer import PadWriter
 from relay.clock import Clock
 from relay.config import HostSection
 from relay.errors import CoplayError
 from relay.frames import MAX_PAYLOAD, Drop, FrameCodec, HostState, Reject, RejectCode, Rumble
-from relay.link import LinkState, LinkStatus, Message, MessageHandler
+from relay.linkstatus import LinkLike, LinkState, LinkStatus, Message, MessageHandler
 from relay.logs import Throttle
 from relay.topics import Topics
-
-_FINAL = (LinkState.REFUSED, LinkState.STOPPED)
-
-
-class LinkLike(Protocol):
-    """What the daemon needs of :class:`relay.link.Link`."""
-
-    def start(self) -> None: ...
-
-    @property
-    def status(self) -> LinkStatus: ...
-
-    @property
-    def failure(self) -> CoplayError | None: ...
-
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> bool: ...
-
-    def stop(self, final: Sequence[Message] = (), timeout: float = 2.0) -> None: ...
 
 
 class LinkFactory(Protocol):
@@ -147,7 +129,7 @@ class HostDaemon:
         if self._throttle.allow(reason):
             self._log.info("frame_dropped", reason=reason, user=self._topics.input_user(topic))
 
-    def _carry_out(self, actions: Sequence[Action]) -> None:
+    def _carry_out(self, actions: Sequence[Effect]) -> None:
         """Replies, seat changes and HostState (network or writer thread)."""
         seats_changed = False
         for action in actions:
@@ -299,7 +281,7 @@ class HostDaemon:
     def _healthy(self, link: LinkLike, now: float, watchdog_s: float) -> bool:
         writer_ok = self.writer.alive and now - self.writer.beat < max(2 * watchdog_s, 2.0)
         sink_ok = self.writer.failing_since is None
-        return writer_ok and sink_ok and link.status.state not in _FINAL
+        return writer_ok and sink_ok and not link.status.state.final
 
     def _sink_text(self) -> str:
         """ "" while pad writes succeed, else what failed (for the status line)."""
@@ -371,7 +353,7 @@ class HostDaemon:
                 self._sink.neutral(
                     seat,
                     REASON_SHUTDOWN,
-                    Meta(user, epoch, None, None, self._clock.monotonic_ns(), None),
+                    FrameMeta(user, epoch, None, None, self._clock.monotonic_ns(), None),
                 )
             except Exception:
                 self._log.exception("pad_neutral_failed", seat=seat)

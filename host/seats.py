@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, NamedTuple, TypeAlias
 
 from host.sinks.base import REASON_BYE, REASON_STALE
-from relay.clock import HALF, WRAP
 from relay.frames import (
     PROTO,
     Bye,
@@ -34,6 +33,7 @@ from relay.frames import (
     RejectCode,
     Welcome,
 )
+from relay.serial32 import HALF, WRAP
 
 REMEMBER_EPOCHS: Final = 8  # ended/replaced epochs kept per seat, never accepted again
 REJECT_MEMORY: Final = 1024  # users whose last Reject is remembered (rate limit)
@@ -91,8 +91,8 @@ class SeatChange(NamedTuple):
     why: str  # "hello" | "input" | "bye" | "idle"
 
 
-Action: TypeAlias = Apply | Neutral | Reply | SeatChange
-NO_ACTIONS: Final[tuple[Action, ...]] = ()
+Effect: TypeAlias = Apply | Neutral | Reply | SeatChange
+NO_EFFECTS: Final[tuple[Effect, ...]] = ()
 
 
 class _Seat:
@@ -183,7 +183,7 @@ class SeatTable:
 
     # ------------------------------------------------------------------ frames
 
-    def on_frame(self, user: str, frame: Frame, now: float) -> Sequence[Action]:
+    def on_frame(self, user: str, frame: Frame, now: float) -> Sequence[Effect]:
         """What ``frame`` from ``user`` (the topic's sender) changes; drops are counted."""
         kind = type(frame)
         if kind is Input:
@@ -195,9 +195,9 @@ class SeatTable:
         if kind is Bye:
             return self._bye(user, frame)  # type: ignore[arg-type]
         self.drops[DropReason.UNEXPECTED_KIND] += 1
-        return NO_ACTIONS
+        return NO_EFFECTS
 
-    def _input(self, user: str, frame: Input, now: float) -> Sequence[Action]:
+    def _input(self, user: str, frame: Input, now: float) -> Sequence[Effect]:
         seat = self._by_user.get(user)
         if seat is not None and frame.epoch == seat.epoch:  # the hot path
             last = seat.last_seq
@@ -210,10 +210,10 @@ class SeatTable:
                 and now - seat.last_input < self._stale_s
             ):
                 self.drops[DropReason.DUPLICATE if frame.seq == last else DropReason.OLD_SEQ] += 1
-                return NO_ACTIONS
+                return NO_EFFECTS
             if self._late(seat, frame.t, now):
                 self.drops[DropReason.LATE] += 1
-                return NO_ACTIONS
+                return NO_EFFECTS
             seat.last_seq = frame.seq
             seat.last_rx = now
             seat.last_input = now
@@ -283,7 +283,7 @@ class SeatTable:
             return False
         return True
 
-    def _ping(self, user: str, frame: Ping, now: float) -> Sequence[Action]:
+    def _ping(self, user: str, frame: Ping, now: float) -> Sequence[Effect]:
         seat = self._by_user.get(user)
         if seat is not None and frame.epoch == seat.epoch:
             seat.last_rx = now
@@ -294,7 +294,7 @@ class SeatTable:
             return self._reject(user, frame.epoch, RejectCode.REPLACED)
         return (Reply(user, Pong(frame.epoch, frame.t, 0), 0),)  # seat 0: no seat (yet)
 
-    def _hello(self, user: str, frame: Hello, now: float) -> Sequence[Action]:
+    def _hello(self, user: str, frame: Hello, now: float) -> Sequence[Effect]:
         if frame.proto != PROTO:  # rule 3: never silence, one Reject(PROTOCOL) per epoch
             return self._reject(user, frame.epoch, RejectCode.PROTOCOL)
         seat = self._by_user.get(user)
@@ -309,16 +309,16 @@ class SeatTable:
         replaced = self._replace(seat, frame.epoch, now, "hello")
         return (Neutral(seat.number, REASON_BYE, user, old), *replaced)
 
-    def _bye(self, user: str, frame: Bye) -> Sequence[Action]:
+    def _bye(self, user: str, frame: Bye) -> Sequence[Effect]:
         seat = self._by_user.get(user)
         if seat is None:
             self.drops[DropReason.NOT_SEATED] += 1
-            return NO_ACTIONS
+            return NO_EFFECTS
         if frame.epoch != seat.epoch:  # an older process's Last Will: it never comes back
             if not self._is_dead(user, frame.epoch):
                 seat.dead.append((user, frame.epoch))
             self.drops[DropReason.STALE_EPOCH] += 1
-            return NO_ACTIONS
+            return NO_EFFECTS
         epoch = seat.epoch
         seat.dead.append((user, epoch))
         self._free(seat)
@@ -329,9 +329,9 @@ class SeatTable:
 
     # ------------------------------------------------------------------ timers
 
-    def tick(self, now: float) -> Sequence[Action]:
+    def tick(self, now: float) -> Sequence[Effect]:
         """The timers: neutral after ``stale_s`` of silence, the seat freed after ``idle_s``."""
-        actions: list[Action] = []
+        actions: list[Effect] = []
         for seat in self._seats:
             user = seat.user
             if user is None:
@@ -376,7 +376,7 @@ class SeatTable:
                 return seat
         return None
 
-    def _take(self, user: str, epoch: int, now: float, why: str) -> Sequence[Action]:
+    def _take(self, user: str, epoch: int, now: float, why: str) -> Sequence[Effect]:
         if not self._may_sit(user):
             return self._reject(user, epoch, RejectCode.NOT_ALLOWED)
         if self._is_dead(user, epoch):
@@ -393,7 +393,7 @@ class SeatTable:
             Reply(user, Welcome(epoch, seat.number), 1),
         )
 
-    def _replace(self, seat: _Seat, epoch: int, now: float, why: str) -> Sequence[Action]:
+    def _replace(self, seat: _Seat, epoch: int, now: float, why: str) -> Sequence[Effect]:
         """The seat's user restarted: the new epoch takes over, the old one is dead."""
         user = seat.user
         assert user is not None
@@ -430,11 +430,11 @@ class SeatTable:
         if self._rejected.get(user) == (epoch, code):
             del self._rejected[user]
 
-    def _reject(self, user: str, epoch: int, code: RejectCode) -> Sequence[Action]:
+    def _reject(self, user: str, epoch: int, code: RejectCode) -> Sequence[Effect]:
         """Count the drop; answer Reject once per (epoch, code) of this user."""
         self.drops[_REJECT_DROPS[code]] += 1
         if self._rejected.get(user) == (epoch, code):
-            return NO_ACTIONS
+            return NO_EFFECTS
         if len(self._rejected) >= REJECT_MEMORY:
             self._rejected.clear()
         self._rejected[user] = (epoch, code)

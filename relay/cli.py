@@ -24,8 +24,8 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from relay.commandline import add_common, base_parser, config_path, json_logs, run
 from relay.config import RelayServiceConfig, load_relay_config
-from relay.entry import add_common, base_parser, config_path, json_logs, run
 from relay.errors import ConfigError, UsageError
 from relay.invites import MAX_INVITE_USES, describe_duration, join_link, parse_duration
 from relay.logs import Redactor, configure_logging

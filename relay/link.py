@@ -33,7 +33,6 @@ and STOPPED are final.
 from __future__ import annotations
 
 import contextlib
-import enum
 import os
 import socket
 import ssl
@@ -51,44 +50,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from relay.config import BROKER_SCHEMES, LinkSettings
 from relay.errors import AuthError, ConfigError, CoplayError
+from relay.linkstatus import LinkState, LinkStatus, Message, MessageHandler
 from relay.logs import Throttle
 from relay.mqttclient import DirectWriteClient
 from relay.tokens import Credentials, CredentialSource
 
-
-class LinkState(enum.StrEnum):
-    STARTING = "starting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    REFUSED = "refused"  # credentials refused for good; see Link.failure
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class LinkStatus:
-    state: LinkState
-    reason: str = ""  # human text: "connection refused", "not authorized", ...
-    attempts: int = 0  # reconnect attempts since the last successful connect
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """An outgoing message: for the Last Will and the final messages of ``stop``."""
-
-    topic: str
-    payload: bytes
-    qos: int = 0
-    retain: bool = False
-
-
-# (topic, payload, retained) -> None. Runs on paho's network thread: must not block.
-MessageHandler = Callable[[str, bytes, bool], None]
-
 # CONNACK reason codes meaning "these credentials are wrong" (MQTT 5 values; paho
 # maps the MQTT 3.1.1 return codes 4 and 5 onto the same ones).
 AUTH_REFUSED_CODES = frozenset({0x86, 0x87})  # bad user name or password, not authorized
-
-_FINAL_STATES = frozenset({LinkState.REFUSED, LinkState.STOPPED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,9 +246,7 @@ class Link:
         """Wait until connected (True), or refused/stopped or ``timeout`` passed (False)."""
         with self._cond:
             self._cond.wait_for(
-                lambda: (
-                    self._status.state is LinkState.CONNECTED or self._status.state in _FINAL_STATES
-                ),
+                lambda: self._status.state is LinkState.CONNECTED or self._status.state.final,
                 timeout,
             )
             return self._status.state is LinkState.CONNECTED
@@ -504,7 +471,7 @@ class Link:
         self._lost(f"{text}; fetching new credentials")
 
     def _connect_failed(self, client: mqtt.Client, userdata: Any) -> None:
-        if self._status.state in _FINAL_STATES or self._stopping.is_set():
+        if self._status.state.final or self._stopping.is_set():
             return
         if self._fetch_failed:
             return  # _pre_connect already said why
@@ -521,7 +488,7 @@ class Link:
         with self._cond:
             was_online, self._online = self._online, False
         self._pending_suback = None
-        if self._stopping.is_set() or self._status.state in _FINAL_STATES:
+        if self._stopping.is_set() or self._status.state.final:
             return
         if was_online:
             text = str(reason).lower() if flags.is_disconnect_packet_from_server else ""
@@ -549,7 +516,7 @@ class Link:
 
     def _set_status(self, state: LinkState, reason: str) -> None:
         with self._cond:
-            if self._status.state in _FINAL_STATES and state is not LinkState.STOPPED:
+            if self._status.state.final and state is not LinkState.STOPPED:
                 return
             if self._status.state is LinkState.STOPPED:
                 return

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import httpx
 import structlog
@@ -40,9 +40,7 @@ from relay.config import LinkSettings
 from relay.errors import AuthError, ConfigError, TokenApiError
 from relay.logs import Redactor
 from relay.secrets import Secret
-
-APP_TOKEN_PATH: Final = "/openapi/rm/app/token"  # noqa: S105 (a path, not a secret)
-USER_TOKEN_PATH: Final = "/openapi/rm/user/token"  # noqa: S105 (a path, not a secret)
+from relay.tokenwire import APP_TOKEN_PATH, USER_TOKEN_PATH
 
 
 @dataclass(frozen=True, slots=True)

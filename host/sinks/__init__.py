@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from host.sinks.base import Meta, Sink
+from host.sinks.base import FrameMeta, Sink
 from host.sinks.uinput import RumbleCallback
 from relay.config import check_sink
 
-__all__ = ["Meta", "Sink", "make_sink"]
+__all__ = ["FrameMeta", "Sink", "make_sink"]
 
 
 def make_sink(

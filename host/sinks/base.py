@@ -12,7 +12,7 @@ REASON_BYE: Final = "bye"
 REASON_SHUTDOWN: Final = "shutdown"
 
 
-class Meta(NamedTuple):
+class FrameMeta(NamedTuple):
     """Who a state came from and when; None where unknown (neutral states)."""
 
     user: str | None
@@ -30,16 +30,16 @@ class Sink(Protocol):
     network thread on the fast path); ``open`` and ``close`` on the main thread
     before serving starts and after it stopped. A sink whose writes never block
     sets a class attribute ``nonblocking = True`` to allow the fast path (see
-    :mod:`host.queue`); without it, every state goes through the writer thread.
+    :mod:`host.writer`); without it, every state goes through the writer thread.
     """
 
     def open(self, seat: int) -> None:
         """Create seat ``seat``'s pad (DeviceError when that is impossible)."""
         ...
 
-    def apply(self, seat: int, state: PadState, meta: Meta) -> None: ...
+    def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None: ...
 
-    def neutral(self, seat: int, reason: str, meta: Meta) -> None:
+    def neutral(self, seat: int, reason: str, meta: FrameMeta) -> None:
         """All released, sticks centred, triggers 0, because of ``reason``."""
         ...
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from host.sinks.base import REASON_INPUT, Meta
+from host.sinks.base import REASON_INPUT, FrameMeta
 from relay.errors import ConfigError
 from relay.frames import NEUTRAL, PadState
 
@@ -61,7 +61,7 @@ class JsonlSink:
     def _write(self, line: JsonlLine) -> None:
         os.write(self._fd, self._encoder.encode(line) + b"\n")
 
-    def apply(self, seat: int, state: PadState, meta: Meta) -> None:
+    def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None:
         self._write(
             JsonlLine(
                 meta.now_ns,
@@ -76,7 +76,7 @@ class JsonlSink:
             )
         )
 
-    def neutral(self, seat: int, reason: str, meta: Meta) -> None:
+    def neutral(self, seat: int, reason: str, meta: FrameMeta) -> None:
         self._write(
             JsonlLine(
                 meta.now_ns,

@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from host.sinks.base import Meta
+from host.sinks.base import FrameMeta
 from relay.frames import Button, PadState
 from relay.logs import Throttle
 
@@ -34,7 +34,7 @@ class LogSink:
         self._buttons[seat] = None
         self._log.info("pad_created", seat=seat, sink="log")
 
-    def apply(self, seat: int, state: PadState, meta: Meta) -> None:
+    def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None:
         if self._buttons.get(seat) != state.buttons:
             self._buttons[seat] = state.buttons
             self._log.info(
@@ -48,7 +48,7 @@ class LogSink:
         elif self._throttle.allow(f"axes{seat}"):
             self._log.debug("pad_axes", seat=seat, user=meta.user, axes=list(state.axes))
 
-    def neutral(self, seat: int, reason: str, meta: Meta) -> None:
+    def neutral(self, seat: int, reason: str, meta: FrameMeta) -> None:
         self._buttons[seat] = 0
         self._log.info("pad_neutral", seat=seat, user=meta.user, reason=reason)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from host.sinks.base import Meta
+from host.sinks.base import FrameMeta
 from relay.frames import PadState
 
 
@@ -12,10 +12,10 @@ class NullSink:
     def open(self, seat: int) -> None:
         pass
 
-    def apply(self, seat: int, state: PadState, meta: Meta) -> None:
+    def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None:
         pass
 
-    def neutral(self, seat: int, reason: str, meta: Meta) -> None:
+    def neutral(self, seat: int, reason: str, meta: FrameMeta) -> None:
         pass
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Final, NamedTuple, Protocol, cast
 import structlog
 
 from host.sinks import xpad
-from host.sinks.base import Meta
+from host.sinks.base import FrameMeta
 from relay.errors import DeviceError
 from relay.frames import NEUTRAL, PadState, Rumble
 from relay.logs import Throttle
@@ -233,7 +233,7 @@ class UInputSink:
             return False
         return True
 
-    def apply(self, seat: int, state: PadState, meta: Meta) -> None:
+    def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None:
         # The pad's state moves on only when the write went through, so the next diff
         # still carries a change that was lost (a release must not stay unsent).
         events = xpad.diff_events(self._state.get(seat), state)
@@ -242,7 +242,7 @@ class UInputSink:
                 raise OSError(f"seat {seat}: the virtual pad refused the write")  # counted
             self._state[seat] = state
 
-    def neutral(self, seat: int, reason: str, meta: Meta) -> None:
+    def neutral(self, seat: int, reason: str, meta: FrameMeta) -> None:
         self.apply(seat, NEUTRAL, meta)
 
     def close(self) -> None:

@@ -35,7 +35,17 @@ from relay.config import AppCredentials
 from relay.service.claims import InvalidToken, TokenIssuer, role_for
 from relay.service.invite_store import Grant, InviteStore
 from relay.service.ratelimit import Network, RateLimiter, client_address, failure_keys
-from relay.topics import NAME_PATTERN, is_valid_name
+from relay.tokenwire import (
+    APP_TOKEN_PATH,
+    USER_TOKEN_PATH,
+    AppTokenRequest,
+    FailEnvelope,
+    Lifetime,
+    TokenBody,
+    TokenEnvelope,
+    UserTokenRequest,
+)
+from relay.topics import is_valid_name
 
 APP_TOKEN_S: Final = 3600
 GUEST_TOKEN_S: Final = 600
@@ -45,29 +55,9 @@ ASK_FOR_A_LINK: Final = (
 )
 MIN_TOKEN_S: Final = 60
 MAX_BODY_BYTES: Final = 64 * 1024
-APP_TOKEN_PATH: Final = "/openapi/rm/app/token"  # noqa: S105 (a URL path)
-USER_TOKEN_PATH: Final = "/openapi/rm/user/token"  # noqa: S105 (a URL path)
 SECURITY_SCHEME: Final = "appToken"
 
 # ---------------------------------------------------------------- wire types
-
-
-class AppTokenRequest(msgspec.Struct):
-    """App credentials from ``[[apps]]`` of relay.toml."""
-
-    appClientId: Annotated[str, Meta(min_length=1, max_length=128)]  # wire names
-    appClientSecret: Annotated[str, Meta(min_length=1, max_length=1024)]
-
-
-_Lifetime = Annotated[int, Meta(ge=1, le=2**31 - 1)]
-
-
-class UserTokenRequest(msgspec.Struct):
-    """Who wants a broker token, for which MQTT client id, for how long (seconds)."""
-
-    username: Annotated[str, Meta(pattern=f"^{NAME_PATTERN}$")]
-    cid: Annotated[str, Meta(pattern=f"^{NAME_PATTERN}@{NAME_PATTERN}$")]
-    expires_in: _Lifetime | None = None
 
 
 class _UserTokenCheck(msgspec.Struct):
@@ -75,28 +65,11 @@ class _UserTokenCheck(msgspec.Struct):
 
     username: str
     cid: str
-    expires_in: _Lifetime | Annotated[float, Meta(ge=1, le=2**31 - 1)] | None = None
+    expires_in: Lifetime | Annotated[float, Meta(ge=1, le=2**31 - 1)] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.expires_in, float) and not self.expires_in.is_integer():
             raise ValueError("Expected an integer - at `$.expires_in`")
-
-
-class TokenBody(msgspec.Struct):
-    access_token: str
-    expires_in: int
-
-
-class TokenEnvelope(msgspec.Struct):
-    code: int
-    msg: str
-    body: TokenBody
-
-
-class FailEnvelope(msgspec.Struct):
-    code: int
-    msg: str
-    body: str
 
 
 class Health(msgspec.Struct):

@@ -49,9 +49,10 @@ from relay.invites import (
     RevokeInvite,
     join_link,
 )
-from relay.service.api import ERRORS, SECURITY_SCHEME, ApiError, FailEnvelope
+from relay.service.api import ERRORS, SECURITY_SCHEME, ApiError
 from relay.service.claims import InvalidToken, TokenIssuer, UserClaims
 from relay.service.invite_store import InviteStore, TooManyInvites
+from relay.tokenwire import FailEnvelope
 
 # One answer for every code that does not work, so the API is no oracle for codes.
 REDEEM_REFUSED: Final = "this join link does not work (used up, expired, revoked or mistyped)"

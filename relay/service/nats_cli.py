@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from relay.commandline import json_logs
 from relay.config import RelayServiceConfig
-from relay.entry import json_logs
 from relay.errors import ConfigError, UsageError
 from relay.logs import Redactor, configure_logging
 

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from relay.clock import elapsed_us, us32
 from relay.frames import FrameCodec, Input
+from relay.serial32 import elapsed_us, us32
 from tests.support.mqtt import RawClient
 
 

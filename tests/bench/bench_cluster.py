@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from relay.clock import elapsed_us, us32
 from relay.frames import FrameCodec, Input
+from relay.serial32 import elapsed_us, us32
 from tests.bench.baseline import bare_paho_latency
 from tests.bench.bench_latency import coplay_latency
 from tests.bench.rig import (

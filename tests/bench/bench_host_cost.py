@@ -22,17 +22,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from host.daemon import HostDaemon, LinkLike
+from host.daemon import HostDaemon
 from host.intake import Intake
 from host.notify import NullNotifier
-from host.sinks.base import Meta, Sink
+from host.sinks.base import FrameMeta, Sink
 from host.sinks.jsonl import JsonlSink
 from host.sinks.null import NullSink
-from relay.clock import SystemClock, now_us32
+from relay.clock import SystemClock
 from relay.config import HostSection
 from relay.errors import CoplayError
 from relay.frames import FrameCodec, Input, PadState, Ping
-from relay.link import LinkState, LinkStatus, Message
+from relay.linkstatus import LinkLike, LinkState, LinkStatus, Message
+from relay.serial32 import now_us32
 from relay.topics import Topics
 from tests.bench.budget import Budget
 from tests.bench.stats import summary, table, write_json
@@ -77,11 +78,11 @@ class HandOffSink:
     def open(self, seat: int) -> None:
         pass
 
-    def apply(self, seat: int, state: PadState, meta: Meta) -> None:
+    def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None:
         self.at_ns = time.perf_counter_ns()
         self.applied.set()
 
-    def neutral(self, seat: int, reason: str, meta: Meta) -> None:
+    def neutral(self, seat: int, reason: str, meta: FrameMeta) -> None:
         pass
 
     def close(self) -> None:

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from relay.clock import now_us32
 from relay.frames import NEUTRAL, FrameCodec, Input, Ping, Reject
+from relay.serial32 import now_us32
 from tests.bench.stats import summary, table, write_json
 from tests.support.host_process import HostProcess
 from tests.support.mosquitto import Mosquitto

@@ -19,8 +19,8 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from relay.clock import now_us32
 from relay.frames import NEUTRAL, FrameCodec, Input
+from relay.serial32 import now_us32
 
 CONNECT_WAIT_S = 30.0
 

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from host.seats import DRIFT_SPAN_S, DRIFT_US_PER_S
-from relay.clock import now_us32
 from relay.frames import Button, FrameCodec, Input, PadState, Ping, Reject
+from relay.serial32 import now_us32
 from relay.topics import Topics
 from tests.support.host_process import Line
 from tests.support.mosquitto import Mosquitto

@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from relay.clock import now_us32
 from relay.frames import FrameCodec, Ping
+from relay.serial32 import now_us32
 from tests.support import mqtt_raw
 from tests.support.mqtt import RawClient
 from tests.support.relay_service import RelayService

@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 
 from guest.pad import PygamePadSource, Selection, list_devices
-from guest.padstate import PadAxis
+from guest.padmath import PadAxis
 from guest.sdl import SDL, loaded_sdl_path
 from guest.virtual import NAME, VirtualPad
 from relay.frames import NEUTRAL, Button, PadState, button_mask

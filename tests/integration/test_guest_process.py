@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from relay.clock import elapsed_us, now_us32
 from relay.frames import (
     NEUTRAL,
     Button,
@@ -32,6 +31,7 @@ from relay.frames import (
     Welcome,
     button_mask,
 )
+from relay.serial32 import elapsed_us, now_us32
 from relay.topics import Topics
 from tests.support.guest_proc import GuestProcess, decoded, write_guest_config
 from tests.support.mosquitto import Mosquitto

@@ -18,7 +18,7 @@ from guest.sdl import SDL
 from guest.virtual import NAME, VirtualPad
 from guest.wake import NodeWaker, Waiter
 from host.sinks import xpad
-from host.sinks.base import Meta
+from host.sinks.base import FrameMeta
 from host.sinks.uinput import UInputSink, uinput_fix
 from relay.frames import NEUTRAL, Button, button_mask
 from tests.support.guest_loop import WAIT, running_loop
@@ -98,7 +98,7 @@ def test_a_uinput_pad_press_wakes_the_loop_through_its_evdev_node(
         with running_loop(source) as (loop, published):
             published.wait(1)
             woken = loop.wakeups
-            sink.apply(seat, NEUTRAL._replace(buttons=A), Meta("alice", 1, 1, 0, 0, None))
+            sink.apply(seat, NEUTRAL._replace(buttons=A), FrameMeta("alice", 1, 1, 0, 0, None))
             got = published.wait(2)[-1]
             assert got.buttons & A
             assert loop.wakeups - woken <= 3

@@ -16,7 +16,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from relay.clock import now_us32
 from relay.frames import (
     Bye,
     Frame,
@@ -31,6 +30,7 @@ from relay.frames import (
     RejectCode,
     Welcome,
 )
+from relay.serial32 import now_us32
 from relay.topics import Topics
 from tests.support.host_process import HostProcess, Line
 from tests.support.mosquitto import Mosquitto

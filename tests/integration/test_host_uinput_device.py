@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from host.sinks import xpad
-from host.sinks.base import Meta
+from host.sinks.base import FrameMeta
 from host.sinks.uinput import DEVNODE, UInputSink, uinput_fix
 from relay.frames import Button, PadState, Rumble, button_mask
 
@@ -23,7 +23,7 @@ pytestmark = [
 ]
 
 evdev = pytest.importorskip("evdev")
-META = Meta("alice", 1, 1, 0, 0, None)
+META = FrameMeta("alice", 1, 1, 0, 0, None)
 
 
 def find_device(name: str, timeout: float = 5.0):  # type: ignore[no-untyped-def]

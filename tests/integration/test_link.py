@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from relay.errors import AuthError, ConfigError, TokenApiError
-from relay.link import Link, LinkState, Message
+from relay.link import Link
+from relay.linkstatus import LinkState, Message
 from relay.tokens import StaticCredentials
 from tests.support.link_helpers import (
     Recorder,

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from relay.link import Link, LinkState
+from relay.link import Link
+from relay.linkstatus import LinkState
 from relay.tokens import StaticCredentials
 from tests.support.link_helpers import Recorder, link_settings
 from tests.support.mosquitto import Mosquitto

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from relay.errors import AuthError
-from relay.link import Link, LinkState
+from relay.link import Link
+from relay.linkstatus import LinkState
 from relay.logs import Redactor
 from relay.secrets import Secret
 from relay.tokens import APP_TOKEN_PATH, USER_TOKEN_PATH, Credentials, TokenClient

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from guest.app import GuestLoop
+from guest.loop import GuestLoop
 from guest.pad import PadSource
 from guest.sender import Sender
 from guest.session import Session
@@ -20,7 +20,7 @@ from guest.status import StatusReporter
 from guest.wake import PipeWaker
 from relay.errors import CoplayError
 from relay.frames import FrameCodec, Input
-from relay.link import LinkState, LinkStatus, Message
+from relay.linkstatus import LinkState, LinkStatus, Message
 from relay.topics import Topics
 
 FAR = 100.0  # seconds: no timer of the loop fires while a test runs

@@ -12,7 +12,7 @@ from typing import Any
 
 from relay.config import LinkSettings
 from relay.errors import CoplayError
-from relay.link import LinkState, LinkStatus
+from relay.linkstatus import LinkState, LinkStatus
 from relay.secrets import Secret
 from relay.tokens import Credentials
 from tests.support.mosquitto import Mosquitto

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from guest.pad import Selection, rumble_strength
-from guest.padstate import PadAxis, apply_deadzone, radial_deadzone, with_axis, with_button
+from guest.padmath import PadAxis, apply_deadzone, radial_deadzone, with_axis, with_button
 from guest.script import Command, demo_pattern, load_script, parse_command
 from guest.status import CLEAR_LINE, FrameRate, LineStream, StatusReporter, StatusView, format_line
 from guest.virtual import _controller_trigger, trigger_raw

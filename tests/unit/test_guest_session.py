@@ -18,7 +18,7 @@ from relay.frames import (
     Rumble,
     Welcome,
 )
-from relay.link import LinkState, LinkStatus
+from relay.linkstatus import LinkState, LinkStatus
 from relay.topics import Topics
 
 codec = FrameCodec()

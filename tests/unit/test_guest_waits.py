@@ -6,7 +6,7 @@ import httpx
 
 from guest.session import WAITING_FOR_HOST, Session
 from relay.frames import FrameCodec, HostState
-from relay.link import LinkState, LinkStatus
+from relay.linkstatus import LinkState, LinkStatus
 from relay.secrets import Secret
 from relay.tokens import TokenClient, retry_text
 from relay.topics import Topics

@@ -9,7 +9,7 @@ import pytest
 from evdev import ecodes
 
 from host.sinks import xpad
-from host.sinks.base import Meta
+from host.sinks.base import FrameMeta
 from host.sinks.uinput import UInputSink, Upload, pack_events, uinput_fix, unpack_events
 from relay.frames import NEUTRAL, Button, PadState, Rumble, button_mask
 
@@ -231,7 +231,7 @@ def test_uinput_sink_writes_diffs_and_forwards_game_rumble() -> None:
     sink.open(3)
     try:
         assert unpack_events(pads[2].written[0])[:-1] == xpad.state_events(NEUTRAL)
-        meta = Meta("alice", 1, 1, 0, 0, None)
+        meta = FrameMeta("alice", 1, 1, 0, 0, None)
         sink.apply(2, PadState(buttons=button_mask(Button.A)), meta)
         sink.apply(2, PadState(buttons=button_mask(Button.A)), meta)  # unchanged: no write
         sink.neutral(2, "stale", meta)
@@ -269,7 +269,7 @@ def test_a_failed_write_is_resent_with_the_next_state() -> None:
     sink.open(2)
     try:
         pad = pads[2]
-        meta = Meta("alice", 1, 1, 0, 0, None)
+        meta = FrameMeta("alice", 1, 1, 0, 0, None)
         sink.apply(2, PadState(buttons=button_mask(Button.A)), meta)
         written = pad.write
 

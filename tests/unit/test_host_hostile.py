@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from host.intake import INTAKE_BURST, REJECT_ALLOWANCE, REJECT_GLOBAL_BURST, Intake
-from host.seats import LATE_RESYNC_S, SEQ_WINDOW, Action, Apply, SeatTable
+from host.seats import LATE_RESYNC_S, SEQ_WINDOW, Apply, Effect, SeatTable
 from relay.frames import Button, FrameCodec, Input, PadState, Ping, Reject, RejectCode, button_mask
 
 WRAP = 1 << 32
@@ -23,7 +23,7 @@ def table() -> SeatTable:
     return SeatTable([2], {}, stale_s=0.25, idle_s=60)
 
 
-def applied(actions: Sequence[Action]) -> list[Input]:
+def applied(actions: Sequence[Effect]) -> list[Input]:
     return [a.frame for a in actions if isinstance(a, Apply)]
 
 

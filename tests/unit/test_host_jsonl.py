@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from host.sinks import make_sink
-from host.sinks.base import Meta
+from host.sinks.base import FrameMeta
 from host.sinks.jsonl import JsonlSink
 from host.sinks.null import NullSink
 from relay.errors import ConfigError
@@ -27,7 +27,9 @@ def test_input_line_has_every_field_in_order(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     sink = JsonlSink(path)
     sink.open(2)
-    sink.apply(2, PadState(5, -1, 2, -3, 4, 32767, 0), Meta("alice", 123, 45, 99, 1_000_000, 250))
+    sink.apply(
+        2, PadState(5, -1, 2, -3, 4, 32767, 0), FrameMeta("alice", 123, 45, 99, 1_000_000, 250)
+    )
     # flushed at once: readable before close
     (line,) = read(path)
     assert list(line) == KEYS
@@ -50,7 +52,7 @@ def test_neutral_lines_carry_the_reason_and_nulls(tmp_path: Path, reason: str) -
     path = tmp_path / "p.jsonl"
     sink = JsonlSink(path)
     sink.open(3)
-    sink.neutral(3, reason, Meta(None, None, None, None, 7, None))
+    sink.neutral(3, reason, FrameMeta(None, None, None, None, 7, None))
     sink.close()
     (line,) = read(path)
     assert line == {
@@ -71,7 +73,7 @@ def test_lines_append_across_opens(tmp_path: Path) -> None:
     for n in range(2):
         sink = JsonlSink(path)
         sink.open(2)
-        sink.apply(2, PadState(n), Meta("a", 1, n, 0, n, None))
+        sink.apply(2, PadState(n), FrameMeta("a", 1, n, 0, n, None))
         sink.close()
     assert [line["buttons"] for line in read(path)] == [0, 1]
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from host.seats import Action, Apply, Neutral, Reply, SeatChange, SeatTable
+from host.seats import Apply, Effect, Neutral, Reply, SeatChange, SeatTable
 from relay.frames import (
     Button,
     Bye,
@@ -37,11 +37,11 @@ def table(seats: Sequence[int] = (2,), allow: dict[str, int | None] | None = Non
     return SeatTable(seats, allow or {}, stale_s=0.25, idle_s=60)
 
 
-def of(actions: Sequence[Action], kind: type) -> list:
+def of(actions: Sequence[Effect], kind: type) -> list:
     return [a for a in actions if isinstance(a, kind)]
 
 
-def replies(actions: Sequence[Action]) -> list:
+def replies(actions: Sequence[Effect]) -> list:
     return [a.frame for a in of(actions, Reply)]
 
 

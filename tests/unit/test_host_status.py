@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from host.sinks.base import Meta
+from host.sinks.base import FrameMeta
 from host.sinks.log import LogSink, button_names
 from host.status import p50_ms, seat_lines, status_text
 from relay.frames import Button, PadState, button_mask
@@ -46,7 +46,7 @@ def test_log_sink_logs_button_changes_and_neutral() -> None:
     log = Recorder()
     sink = LogSink(log)
     sink.open(2)
-    meta = Meta("alice", 1, 1, 0, 0, 120)
+    meta = FrameMeta("alice", 1, 1, 0, 0, 120)
     sink.apply(2, PadState(button_mask(Button.A, Button.DPAD_UP)), meta)
     sink.apply(2, PadState(button_mask(Button.A, Button.DPAD_UP), lx=5), meta)  # axes only
     sink.neutral(2, "bye", meta)

@@ -36,23 +36,8 @@ from guest.sender import Sender
 from guest.session import Session
 from guest.status import FrameRate, StatusReporter, StatusView
 from guest.wake import PipeWaker, Waiter
-from relay.errors import CoplayError
 from relay.frames import PadState
-from relay.link import LinkStatus, Message
-
-
-class LinkLike(Protocol):
-    """What the loop needs of :class:`relay.link.Link`."""
-
-    def start(self) -> None: ...
-
-    @property
-    def status(self) -> LinkStatus: ...
-
-    @property
-    def failure(self) -> CoplayError | None: ...
-
-    def stop(self, final: Sequence[Message] = (), timeout: float = 2.0) -> None: ...
+from relay.linkstatus import LinkLike
 
 
 class Window(Protocol):

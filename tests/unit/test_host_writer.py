@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from host.queue import PadQueue, PadWriter
-from host.seats import Action, Apply, Neutral, SeatTable
-from host.sinks.base import Meta
+from host.seats import Apply, Effect, Neutral, SeatTable
+from host.sinks.base import FrameMeta
+from host.writer import PadQueue, PadWriter
 from relay.clock import SystemClock
 from relay.frames import Hello, Input, PadState
 
@@ -118,12 +118,12 @@ class RecordingSink:
     def open(self, seat: int) -> None:
         pass
 
-    def apply(self, seat: int, state: PadState, meta: Meta) -> None:
+    def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None:
         with self.cond:
             self.calls.append(("apply", seat, meta.seq))
             self.cond.notify_all()
 
-    def neutral(self, seat: int, reason: str, meta: Meta) -> None:
+    def neutral(self, seat: int, reason: str, meta: FrameMeta) -> None:
         with self.cond:
             self.calls.append(("neutral", seat, reason))
             self.cond.notify_all()
@@ -139,7 +139,7 @@ class RecordingSink:
 
 def test_writer_applies_in_order_and_replies_go_to_the_handler() -> None:
     sink = RecordingSink()
-    handled: list[Action] = []
+    handled: list[Effect] = []
     table = SeatTable([2], {}, stale_s=5, idle_s=60)
     clock = SystemClock()
     writer = PadWriter(table, sink, clock, on_actions=handled.extend)
@@ -185,7 +185,7 @@ class SlowCheckingSink(RecordingSink):
         self.threads: set[str] = set()
         self.overlaps = 0
 
-    def apply(self, seat: int, state: PadState, meta: Meta) -> None:
+    def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None:
         if self.inside:
             self.overlaps += 1
         self.inside = True

@@ -31,11 +31,12 @@ from typing import Final, NamedTuple
 
 import structlog
 
-from host.seats import Action, Apply, Neutral, SeatTable
-from host.sinks.base import Meta, Sink
-from relay.clock import Clock, elapsed_us, us32
+from host.seats import Apply, Effect, Neutral, SeatTable
+from host.sinks.base import FrameMeta, Sink
+from relay.clock import Clock
 from relay.frames import Frame, RejectCode
 from relay.logs import Throttle
+from relay.serial32 import elapsed_us, us32
 
 DEFAULT_CAPACITY: Final = 4096
 HEARTBEAT_S: Final = 0.5  # the writer wakes at least this often (watchdog, stop)
@@ -84,7 +85,7 @@ class PadQueue:
 
 
 # Carries out the actions that are not pad states (replies, HostState, logs).
-ActionHandler = Callable[[Sequence[Action]], None]
+EffectHandler = Callable[[Sequence[Effect]], None]
 
 
 class SeatStats(NamedTuple):
@@ -101,7 +102,7 @@ class PadWriter:
         sink: Sink,
         clock: Clock,
         *,
-        on_actions: ActionHandler,
+        on_actions: EffectHandler,
         queue: PadQueue | None = None,
         heartbeat_s: float = HEARTBEAT_S,
         direct: bool | None = None,
@@ -119,7 +120,7 @@ class PadWriter:
         self._heartbeat_s = heartbeat_s
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._log = structlog.get_logger("host.queue")
+        self._log = structlog.get_logger("host.writer")
         self._throttle = Throttle(10.0)
         self.beat = clock.monotonic()  # last time the loop ran (watchdog)
         # per seat, states applied and their latencies since take_stats (swapped, not locked)
@@ -132,7 +133,7 @@ class PadWriter:
 
     # ------------------------------------------------------------------ producer side
 
-    def submit(self, user: str, frame: Frame, now: float) -> Sequence[Action]:
+    def submit(self, user: str, frame: Frame, now: float) -> Sequence[Effect]:
         """From the network thread: run ``frame`` through the table; queue pad states.
 
         Returns the other actions (replies, seat changes) for the caller to carry out
@@ -161,8 +162,8 @@ class PadWriter:
         with self.cond:
             self.table.forget_reject(user, epoch, code)
 
-    def _enqueue(self, actions: Iterable[Action]) -> list[Action]:
-        rest: list[Action] = []
+    def _enqueue(self, actions: Iterable[Effect]) -> list[Effect]:
+        rest: list[Effect] = []
         for action in actions:
             kind = type(action)
             if kind is Apply or kind is Neutral:
@@ -239,7 +240,7 @@ class PadWriter:
                     sink.apply(
                         item.seat,
                         frame.state,
-                        Meta(item.user, frame.epoch, frame.seq, frame.t, now_ns, lat),
+                        FrameMeta(item.user, frame.epoch, frame.seq, frame.t, now_ns, lat),
                     )
                     self._applied[item.seat] += 1
                     if lat is not None:
@@ -249,7 +250,7 @@ class PadWriter:
                     sink.neutral(
                         neutral.seat,
                         neutral.reason,
-                        Meta(neutral.user, neutral.epoch, None, None, now_ns, None),
+                        FrameMeta(neutral.user, neutral.epoch, None, None, now_ns, None),
                     )
             except OSError as exc:
                 self._sink_failed(exc, now_ns)

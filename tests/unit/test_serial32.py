@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.clock import HALF, WRAP, Clock, SystemClock, elapsed_us, now_us32, seq_advances, us32
+from relay.clock import Clock, SystemClock
+from relay.serial32 import HALF, WRAP, elapsed_us, now_us32, seq_advances, us32
 
 u32 = st.integers(0, WRAP - 1)
 SETTINGS = settings(max_examples=300, deadline=None)
