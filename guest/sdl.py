@@ -1,11 +1,14 @@
 """ctypes access to the libSDL2 that pygame itself loaded, and how pygame is brought up.
 
-pygame wheels bundle their own libSDL2 (``pygame.libs/libSDL2-*.so*``). A virtual
-joystick exists only inside one SDL instance, so :func:`load_sdl` finds the
-library pygame already mapped into this process (``/proc/self/maps``) and opens
-that exact file: ``dlopen`` of an already-loaded path returns the same handle,
-so both talk to one SDL. Every function used gets its ``restype`` and
-``argtypes`` here, once.
+pygame wheels bundle their own libSDL2: ``pygame/SDL2.dll`` on Windows,
+``pygame/.dylibs/libSDL2-2.0.0.dylib`` on macOS, ``pygame.libs/libSDL2-2-*.so*``
+on Linux. A virtual joystick exists only inside one SDL instance, so
+:func:`find_sdl` names the library pygame loaded (on Linux the one mapped into
+this process, ``/proc/self/maps``; elsewhere the wheel's file beside the
+package; for a pygame built on a system SDL, ``ctypes.util.find_library``) and
+:func:`load_sdl` opens that exact file: ``dlopen``/``LoadLibrary`` of an
+already-loaded path returns the same handle, so both talk to one SDL. Every
+function used gets its ``restype`` and ``argtypes`` here, once.
 
 :func:`init_pygame` sets the SDL environment before pygame is imported (no
 support prompt, joystick events while unfocused, no window unless asked) and
@@ -16,8 +19,10 @@ controller subsystems.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -134,7 +139,7 @@ class SDL:
 
 
 def loaded_sdl_path(maps: Path = Path("/proc/self/maps")) -> str | None:
-    """The libSDL2 file mapped into this process (pygame's), or None."""
+    """The libSDL2 file mapped into this process (pygame's), or None (not Linux, or not loaded)."""
     try:
         text = maps.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -146,17 +151,45 @@ def loaded_sdl_path(maps: Path = Path("/proc/self/maps")) -> str | None:
     return None
 
 
+def bundled_sdl_path(platform: str, package_dir: Path) -> str | None:
+    """The libSDL2 a pygame wheel for ``platform`` ships beside ``package_dir`` (``pygame/``).
+
+    Windows wheels put ``SDL2.dll`` in the package directory, macOS wheels
+    ``.dylibs/libSDL2-2.0.0.dylib`` inside it (delocate), manylinux wheels
+    ``pygame.libs/libSDL2-2-<hash>.0.so.0.<version>`` beside it (auditwheel).
+    """
+    if platform == "win32":
+        found = [package_dir / "SDL2.dll"]
+    elif platform == "darwin":
+        found = sorted((package_dir / ".dylibs").glob("libSDL2-*.dylib"))
+    else:
+        found = sorted((package_dir.parent / "pygame.libs").glob("libSDL2-2*.so*"))
+    return next((str(path) for path in found if path.is_file()), None)
+
+
+def find_sdl(
+    platform: str,
+    package_dir: Path,
+    *,
+    maps: Path = Path("/proc/self/maps"),
+    find_library: Callable[[str], str | None] = ctypes.util.find_library,
+) -> str | None:
+    """The libSDL2 pygame uses: the one mapped here (Linux), its wheel's, or the system's."""
+    if platform.startswith("linux"):
+        mapped = loaded_sdl_path(maps)
+        if mapped is not None:
+            return mapped
+    # not mapped yet, or no /proc: the wheel's own copy; else a pygame built on a system SDL
+    return bundled_sdl_path(platform, package_dir) or find_library("SDL2")
+
+
 def load_sdl(pygame: ModuleType) -> SDL:
     """pygame's own libSDL2 through ctypes (DeviceError when it cannot be found)."""
-    path = loaded_sdl_path()
-    if path is None:  # not Linux, or a pygame linked against a system SDL: ask the loader
-        libs = Path(str(pygame.__file__)).parent.parent / "pygame.libs"
-        found = sorted(libs.glob("libSDL2-2*.so*")) if libs.is_dir() else []
-        path = str(found[0]) if found else None
+    path = find_sdl(sys.platform, Path(str(pygame.__file__)).parent)
     if not path:
         raise DeviceError(
             "cannot find the libSDL2 pygame uses, so no virtual pad can be made; "
-            "install pygame 2 from its wheel (pip install 'pygame>=2.5')"
+            "install pygame 2 from its wheel (pip install 'pygame>=2.6')"
         )
     try:
         lib = ctypes.CDLL(path)
