@@ -33,9 +33,10 @@ from typing import Annotated, Any, TextIO, cast
 import msgspec
 import structlog
 
+from guest.devices import Selection, list_devices
 from guest.join import explain, join, join_kept, link_settings
 from guest.loop import GuestLoop
-from guest.pad import PygamePadSource, Selection, list_devices
+from guest.pad import PygamePadSource
 from guest.script import (
     ENV_SCRIPT,
     ENV_STAMPS,

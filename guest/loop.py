@@ -147,9 +147,9 @@ class GuestLoop:
                 raise failure
             if self._quit_requested():
                 break
-            if session.take_resync():
+            if session.inbox.take_resync():
                 sender.resync()
-            for rumble in session.take_rumbles():
+            for rumble in session.inbox.take_rumbles():
                 source.rumble(rumble.low, rumble.high, rumble.ms)
             session.tick(now)
             sender.pump(now)

@@ -15,21 +15,19 @@ virtual pad's pipe). None means nothing can tell, and the loop polls.
 
 Hot-plug: when the pad is unplugged the state goes neutral at once (and the
 source looks for another pad that fits); when a fitting pad appears it is
-opened and its state read. :class:`Selection` says which pad fits: ``auto``
-(the first game controller), a device index, a GUID (32 hex digits) or a name
-(case-insensitive substring).
+opened and its state read. :class:`guest.devices.Selection` says which pad
+fits.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import structlog
 
+from guest.devices import DeviceInfo, Selection, device_info, list_devices
 from guest.padmath import apply_deadzone, with_axis, with_button
 from guest.sdl import SDL
 from guest.wake import Waker, node_waker
@@ -37,7 +35,6 @@ from relay.frames import NEUTRAL, Button, PadState
 
 N_CONTROLLER_BUTTONS = max(Button) + 1
 N_CONTROLLER_AXES = 6
-_GUID = re.compile(r"[0-9a-fA-F]{32}")
 
 
 class PadSource(Protocol):
@@ -69,69 +66,41 @@ class PadSource(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """Which controller to read."""
-
-    kind: Literal["auto", "index", "guid", "name"]
-    value: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> Selection:
-        """``auto`` | an index | a GUID (32 hex digits) | a name (substring, any case)."""
-        text = text.strip()
-        if text.lower() in ("", "auto"):
-            return cls("auto")
-        if text.isdigit():
-            return cls("index", str(int(text)))
-        if _GUID.fullmatch(text):
-            return cls("guid", text.lower())
-        return cls("name", text)
-
-    def matches(self, index: int, name: str, guid: str, is_controller: bool) -> bool:
-        if not is_controller:
-            return False
-        if self.kind == "index":
-            return index == int(self.value)
-        if self.kind == "guid":
-            return guid.lower() == self.value
-        if self.kind == "name":
-            return self.value.casefold() in name.casefold()
-        return True
-
-    def __str__(self) -> str:
-        return self.kind if self.kind == "auto" else f"{self.kind} {self.value!r}"
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    index: int
-    name: str
-    guid: str
-    is_controller: bool
-    virtual: bool
-
-
-def device_info(sdl: SDL, index: int) -> DeviceInfo:
-    """What SDL says about joystick ``index`` (nothing is opened)."""
-    return DeviceInfo(
-        index=index,
-        name=sdl.device_name(index),
-        guid=sdl.device_guid(index),
-        is_controller=bool(sdl.SDL_IsGameController(index)),
-        virtual=bool(sdl.SDL_JoystickIsVirtual(index)),
-    )
-
-
-def list_devices(sdl: SDL) -> list[DeviceInfo]:
-    """Every joystick SDL sees now (nothing is opened)."""
-    return [device_info(sdl, i) for i in range(int(sdl.SDL_NumJoysticks()))]
-
-
 def rumble_strength(value: int) -> float:
     """A 0..65535 rumble value as the 0..1 float pygame wants, truncating back to ``value``."""
     value = min(max(int(value), 0), 0xFFFF)
     return 1.0 if value == 0xFFFF else (value + 0.5) / 0xFFFF
+
+
+def read_controller(controller: Any) -> PadState:
+    """Every button and axis of an open ``pygame._sdl2.controller.Controller``, as read now."""
+    state = NEUTRAL
+    for button in range(N_CONTROLLER_BUTTONS):
+        if controller.get_button(button):
+            state = with_button(state, button, True)
+    for axis in range(N_CONTROLLER_AXES):
+        state = with_axis(state, axis, controller.get_axis(axis))
+    return state
+
+
+def event_types(pygame: ModuleType) -> dict[str, int]:
+    """The pygame event numbers :meth:`PygamePadSource.poll` handles, by a short name."""
+    return {
+        "axis": pygame.CONTROLLERAXISMOTION,
+        "down": pygame.CONTROLLERBUTTONDOWN,
+        "up": pygame.CONTROLLERBUTTONUP,
+        "added": pygame.CONTROLLERDEVICEADDED,
+        "removed": pygame.CONTROLLERDEVICEREMOVED,
+        "quit": pygame.QUIT,
+    }
+
+
+def play_rumble(controller: Any, low: int, high: int, ms: int) -> bool:
+    """Rumble ``controller`` (0..65535 each) for ``ms``; 0 ms or 0/0 stops it (pygame.error)."""
+    if ms == 0 or (low == 0 and high == 0):
+        controller.stop_rumble()
+        return True
+    return bool(controller.rumble(rumble_strength(low), rumble_strength(high), ms))
 
 
 class PygamePadSource:
@@ -162,14 +131,7 @@ class PygamePadSource:
         self._raw = NEUTRAL  # as read, before the deadzone
         self._state = NEUTRAL
         self.quit_requested = False
-        self._types = {
-            "axis": pygame.CONTROLLERAXISMOTION,
-            "down": pygame.CONTROLLERBUTTONDOWN,
-            "up": pygame.CONTROLLERBUTTONUP,
-            "added": pygame.CONTROLLERDEVICEADDED,
-            "removed": pygame.CONTROLLERDEVICEREMOVED,
-            "quit": pygame.QUIT,
-        }
+        self._types = event_types(pygame)
         self._scan()
         if self._controller is None:
             self._log.warning("pad_missing", selection=str(selection))
@@ -254,7 +216,7 @@ class PygamePadSource:
         raw = NEUTRAL
         try:
             if controller is not None and controller.attached():
-                raw = self._read(controller)
+                raw = read_controller(controller)
             else:
                 self._close_controller("unplugged")
                 if self._scan():
@@ -271,12 +233,8 @@ class PygamePadSource:
         controller = self._controller
         if controller is None:
             return False
-        duration = min(max(int(ms), 0), self._rumble_cap_ms)
         try:
-            if duration == 0 or (low == 0 and high == 0):
-                controller.stop_rumble()
-                return True
-            return bool(controller.rumble(rumble_strength(low), rumble_strength(high), duration))
+            return play_rumble(controller, low, high, min(max(int(ms), 0), self._rumble_cap_ms))
         except Exception as exc:  # pygame.error: the pad went away meanwhile
             self._log.debug("rumble_failed", error=str(exc))
             return False
@@ -305,7 +263,7 @@ class PygamePadSource:
             return False
         try:
             controller = self._controllers.Controller(index)
-            raw = self._read(controller)
+            raw = read_controller(controller)
         except Exception as exc:  # pygame.error: gone again, or no mapping after all
             self._log.warning("pad_open_failed", index=index, name=device.name, error=str(exc))
             return False
@@ -329,15 +287,6 @@ class PygamePadSource:
         except Exception as exc:  # a broken waker must not cost the pad: poll instead
             self._log.warning("pad_wake_unavailable", index=index, error=str(exc))
             return None
-
-    def _read(self, controller: Any) -> PadState:
-        state = NEUTRAL
-        for button in range(N_CONTROLLER_BUTTONS):
-            if controller.get_button(button):
-                state = with_button(state, button, True)
-        for axis in range(N_CONTROLLER_AXES):
-            state = with_axis(state, axis, controller.get_axis(axis))
-        return state
 
     def _close_controller(self, why: str) -> None:
         waker, self._waker = self._waker, None

@@ -12,7 +12,8 @@ from types import ModuleType
 
 import pytest
 
-from guest.pad import PygamePadSource, Selection, list_devices
+from guest.devices import Selection, list_devices
+from guest.pad import PygamePadSource
 from guest.padmath import PadAxis
 from guest.sdl import SDL, loaded_sdl_path
 from guest.virtual import NAME, VirtualPad

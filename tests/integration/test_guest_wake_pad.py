@@ -13,7 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from guest.pad import PygamePadSource, Selection, list_devices
+from guest.devices import Selection, list_devices
+from guest.pad import PygamePadSource
 from guest.sdl import SDL
 from guest.virtual import NAME, VirtualPad
 from guest.wake import NodeWaker, Waiter

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from guest.pad import Selection, rumble_strength
+from guest.devices import Selection
+from guest.pad import rumble_strength
 from guest.padmath import PadAxis, apply_deadzone, radial_deadzone, with_axis, with_button
 from guest.script import Command, demo_pattern, load_script, parse_command
 from guest.status import CLEAR_LINE, FrameRate, LineStream, StatusReporter, StatusView, format_line

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from guest.session import RttStats, Session
+from guest.rtt import RttStats
+from guest.session import Session
 from relay.errors import SessionRejected
 from relay.frames import (
     Bye,
@@ -61,8 +62,8 @@ def test_hello_on_connect_with_qos1_then_every_second_until_welcome() -> None:
     h = Harness()
     h.connect()
     assert h.sent == [(TOPICS.input("alice"), Hello(EPOCH, 1, "Alice", "Pad X"), 1)]
-    assert h.session.take_resync()
-    assert not h.session.take_resync()
+    assert h.session.inbox.take_resync()
+    assert not h.session.inbox.take_resync()
     for step in range(1, 4):
         h.now = 100.0 + step + 0.01
         h.session.tick(h.now)
@@ -149,8 +150,8 @@ def test_rumble_is_queued_for_the_main_thread() -> None:
     h.connect()
     h.deliver(Rumble(100, 200, 300))
     h.deliver(Rumble(0, 0, 0))
-    assert h.session.take_rumbles() == [Rumble(100, 200, 300), Rumble(0, 0, 0)]
-    assert h.session.take_rumbles() == []
+    assert h.session.inbox.take_rumbles() == [Rumble(100, 200, 300), Rumble(0, 0, 0)]
+    assert h.session.inbox.take_rumbles() == []
 
 
 def test_host_state_sets_online_and_seat_and_offline_clears_the_seat() -> None:
