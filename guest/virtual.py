@@ -6,7 +6,10 @@ the GameController mapping itself: joystick button ``i`` is controller button
 ``i``) in the libSDL2 pygame uses, and sets its buttons and axes with
 ``SDL_JoystickSetVirtualButton/Axis``. SDL applies them on its next event pump,
 so they reach the guest through exactly the path a real pad takes. Rumble asked
-of the pad calls back into :meth:`VirtualPad._rumble`, which records it.
+of the pad calls back into :meth:`VirtualPad._rumble`, which hands each call to
+``on_rumble`` (the guest logs it as ``virtual_rumble``); an exception there is
+counted in ``errors`` (:class:`guest.callbacks.CallbackErrors`, shown in the
+status line), never unwound into SDL's C code.
 
 A virtual pad has no device node, so it stands in for one: :meth:`VirtualPad.listen`
 gives a reader its own pipe that each change makes readable (after the SDL
@@ -30,11 +33,11 @@ import ctypes
 import struct
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from guest.callbacks import CallbackErrors
 from guest.padmath import TRIGGERS, PadAxis, clamp_axis
 from guest.sdl import (
     SDL,
@@ -52,9 +55,6 @@ VENDOR_ID: Final = 0x1209  # pid.codes' vendor id; the product id below is a loc
 PRODUCT_ID: Final = 0xC0B1
 N_AXES: Final = 6
 N_BUTTONS: Final = 21
-
-
-RUMBLES_KEPT = 256  # rumble events remembered for tests and the demo
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,21 +97,19 @@ class VirtualPad:
         name: str = NAME,
         on_rumble: Callable[[RumbleEvent], None] | None = None,
         on_change: Callable[[PadState], None] | None = None,
+        errors: CallbackErrors | None = None,
     ) -> None:
         self._sdl = sdl
         self.name = name
         self._on_rumble = on_rumble
         self._on_change = on_change
+        self.errors = errors or CallbackErrors()
         self._listeners = Listeners()
         self._batch = 0  # > 0 inside set_state: one wake-up for the whole state
-        self._lock = threading.RLock()
-        # Its own lock: SDL calls _rumble while holding its joystick lock, which a thread
-        # holding self._lock may be waiting for.
-        self._changed = threading.Condition()
+        self._lock = threading.RLock()  # not taken in _rumble: SDL calls it holding its own
         self._handle: int | None = None
         self._instance_id: int | None = None
         self._state = PadState()
-        self.rumbles: deque[RumbleEvent] = deque(maxlen=RUMBLES_KEPT)  # the latest, bounded
         # Kept referenced for as long as SDL may call it (it keeps the pointer after attach).
         self._callback = RumbleCallback(self._rumble)
         self._name_bytes = name.encode("utf-8")[:127]
@@ -251,22 +249,9 @@ class VirtualPad:
 
     def _rumble(self, userdata: int | None, low: int, high: int) -> int:
         """SDL's Rumble callback (on whichever thread asked SDL to rumble). Never raises."""
-        event = RumbleEvent(int(low), int(high), time.monotonic())
-        try:
-            with self._changed:
-                self.rumbles.append(event)
-                self._changed.notify_all()
+        played = False
+        with self.errors.guard("virtual_pad_rumble"):  # must not unwind into SDL's C stack
             if self._on_rumble is not None:
-                self._on_rumble(event)
-        except Exception:  # an exception must not unwind into SDL's C stack
-            return -1
-        return 0
-
-    def wait_rumble(
-        self, predicate: Callable[[list[RumbleEvent]], bool], timeout: float
-    ) -> list[RumbleEvent]:
-        """Wait until ``predicate(rumbles)`` holds; the rumbles so far (TimeoutError if not)."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: predicate(list(self.rumbles)), timeout):
-                raise TimeoutError(f"no matching rumble in {timeout}s; got {self.rumbles!r}")
-            return list(self.rumbles)
+                self._on_rumble(RumbleEvent(int(low), int(high), time.monotonic()))
+            played = True
+        return 0 if played else -1

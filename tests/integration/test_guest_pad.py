@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from guest.devices import Selection, list_devices
 from guest.pad import PygamePadSource
 from guest.padmath import PadAxis
 from guest.sdl import SDL, loaded_sdl_path
-from guest.virtual import NAME, VirtualPad
+from guest.virtual import NAME, RumbleEvent, VirtualPad
 from relay.frames import NEUTRAL, Button, PadState, button_mask
 from tests.support.guest_proc import HEADLESS, ROOT
 
@@ -120,39 +121,82 @@ def test_unplug_sends_neutral_and_replug_resumes(pad: VirtualPad, source: Pygame
     assert seen[-1] == NEUTRAL._replace(buttons=button_mask(Button.Y))
 
 
+@pytest.fixture
+def rumbling(sdl_pair: tuple[ModuleType, SDL]) -> Iterator[tuple[VirtualPad, list[RumbleEvent]]]:
+    """A virtual pad that records every call of its rumble callback (as the guest logs them)."""
+    pygame, sdl = sdl_pair
+    rumbles: list[RumbleEvent] = []
+    virtual = VirtualPad(sdl, on_rumble=rumbles.append)
+    virtual.attach()
+    yield virtual, rumbles
+    virtual.detach()
+    with contextlib.suppress(SystemError):  # pygame's hiccup when a device comes and goes
+        pygame.event.get()
+
+
 def test_rumble_reaches_the_virtual_pads_callback(
-    sdl_pair: tuple[ModuleType, SDL], pad: VirtualPad, source: PygamePadSource
+    sdl_pair: tuple[ModuleType, SDL], rumbling: tuple[VirtualPad, list[RumbleEvent]]
 ) -> None:
-    pygame, _ = sdl_pair
-    assert source.rumble(1000, 40000, 80)
-    assert [(r.low, r.high) for r in pad.rumbles] == [(1000, 40000)]
-    deadline = time.monotonic() + 5
-    while not any((r.low, r.high) == (0, 0) for r in pad.rumbles):  # SDL stops it when due
-        assert time.monotonic() < deadline, pad.rumbles
-        pygame.event.pump()
-        time.sleep(0.01)
-    assert pad.rumbles[-1].at - pad.rumbles[0].at >= 0.07
+    pygame, sdl = sdl_pair
+    _, rumbles = rumbling
+    source = PygamePadSource(pygame, sdl, Selection("name", NAME))
+    source.poll()
+    try:
+        assert source.rumble(1000, 40000, 80)
+        assert [(r.low, r.high) for r in rumbles] == [(1000, 40000)]
+        deadline = time.monotonic() + 5
+        while not any((r.low, r.high) == (0, 0) for r in rumbles):  # SDL stops it when due
+            assert time.monotonic() < deadline, rumbles
+            pygame.event.pump()
+            time.sleep(0.01)
+        assert rumbles[-1].at - rumbles[0].at >= 0.07
+    finally:
+        source.close()
+
+
+def test_an_exception_in_the_rumble_callback_is_counted_not_lost(
+    sdl_pair: tuple[ModuleType, SDL],
+) -> None:
+    """SDL's rumble callback fails: the pad says it cannot rumble, and the error is counted."""
+    pygame, sdl = sdl_pair
+
+    def broken(event: RumbleEvent) -> None:
+        raise RuntimeError("a bug in the rumble handler")
+
+    virtual = VirtualPad(sdl, on_rumble=broken)
+    virtual.attach()
+    source = PygamePadSource(pygame, sdl, Selection("name", NAME))
+    source.poll()
+    try:
+        assert not source.rumble(1000, 40000, 80)  # SDL hears -1 from the callback
+        assert virtual.errors.count == 1
+    finally:
+        source.close()
+        virtual.detach()
+        with contextlib.suppress(SystemError):
+            pygame.event.get()
 
 
 @pytest.mark.parametrize("cap_ms", [50, 600])
 def test_rumble_duration_is_capped(
-    sdl_pair: tuple[ModuleType, SDL], pad: VirtualPad, cap_ms: int
+    sdl_pair: tuple[ModuleType, SDL], rumbling: tuple[VirtualPad, list[RumbleEvent]], cap_ms: int
 ) -> None:
     """A 60 s rumble stops after the configured cap (neither the default 2 s nor never)."""
     pygame, sdl = sdl_pair
+    _, rumbles = rumbling
     capped = PygamePadSource(pygame, sdl, Selection("name", NAME), rumble_cap_ms=cap_ms)
     capped.poll()
     try:
         assert capped.rumble(65535, 65535, 60000)
         deadline = time.monotonic() + 5
-        while len(pad.rumbles) < 2:
+        while len(rumbles) < 2:
             assert time.monotonic() < deadline
             pygame.event.pump()
             time.sleep(0.01)  # SDL ends the effect from its own pump: nothing to await
-        lasted = pad.rumbles[1].at - pad.rumbles[0].at
+        lasted = rumbles[1].at - rumbles[0].at
         assert cap_ms / 1000 * 0.8 <= lasted < cap_ms / 1000 + 0.5
-        assert (pad.rumbles[0].low, pad.rumbles[0].high) == (65535, 65535)
-        assert (pad.rumbles[1].low, pad.rumbles[1].high) == (0, 0)
+        assert (rumbles[0].low, rumbles[0].high) == (65535, 65535)
+        assert (rumbles[1].low, rumbles[1].high) == (0, 0)
     finally:
         capped.close()
 
