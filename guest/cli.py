@@ -33,6 +33,7 @@ from typing import Annotated, Any, TextIO, cast
 import msgspec
 import structlog
 
+from guest.callbacks import CallbackErrors
 from guest.devices import Selection, list_devices
 from guest.join import explain, join, join_kept, link_settings
 from guest.loop import GuestLoop
@@ -222,6 +223,7 @@ class Wiring:
         self.window = window
         self.log = structlog.get_logger("guest")
         self._closers: list[Any] = []
+        self.errors = CallbackErrors()  # the session's and the virtual pad's callbacks
 
     def run(self) -> int:
         try:
@@ -283,6 +285,7 @@ class Wiring:
             controller=lambda: source.controller_name,
             waiting=lambda: retry_text(credentials),
             on_news=wakeup.poke if wakeup is not None else lambda: None,
+            errors=self.errors,
         )
         sender = Sender(
             lambda payload: publish(session.in_topic, payload, 0),
@@ -336,7 +339,7 @@ class Wiring:
         stamps = StampLog(Path(stamps_path)) if stamps_path else None
         if stamps is not None:
             self._closers.append(stamps.close)  # runs last: after the pad stopped changing
-        pad = VirtualPad(sdl, on_rumble=rumbled, on_change=stamps)
+        pad = VirtualPad(sdl, on_rumble=rumbled, on_change=stamps, errors=self.errors)
         pad.attach()
         self._closers.append(pad.detach)
         script = os.environ.get(ENV_SCRIPT, "")

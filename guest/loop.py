@@ -153,7 +153,7 @@ class GuestLoop:
                 source.rumble(rumble.low, rumble.high, rumble.ms)
             session.tick(now)
             sender.pump(now)
-            changes = (session.version, source.controller_name)
+            changes = (session.version, source.controller_name, session.errors.count)
             if now >= self._status.next_due() or changes != seen:
                 seen = changes
                 self._status.update(now, self._view(now))
@@ -164,4 +164,5 @@ class GuestLoop:
 
     def _view(self, now: float | None = None) -> StatusView:
         fps = self._fps.update(self._clock() if now is None else now, self._sender.frames)
-        return StatusView.of(self._session.view(), fps, self._source.controller_name)
+        errors = self._session.errors.count  # the link-thread and pad callbacks' (one counter)
+        return StatusView.of(self._session.view(), fps, self._source.controller_name, errors)

@@ -4,7 +4,7 @@ On a terminal the line is rewritten in place (``\\r``) a few times a second,
 and log lines clear it first (:class:`LineStream` wraps stderr for both). Off a
 terminal (a pipe, a file, the journal) the status is a ``guest_status`` log
 event, written when something that matters changes (state, seat, host,
-controller, note) and every ``plain_interval`` seconds otherwise, so a log
+controller, note, callback errors) and every ``plain_interval`` seconds otherwise, so a log
 shows what happened without a line per frame.
 """
 
@@ -31,9 +31,12 @@ class StatusView:
     fps: float
     controller: str | None
     note: str = ""
+    callback_errors: int = 0  # exceptions caught in library callbacks (guest.callbacks)
 
     @classmethod
-    def of(cls, session: SessionView, fps: float, controller: str | None) -> StatusView:
+    def of(
+        cls, session: SessionView, fps: float, controller: str | None, callback_errors: int = 0
+    ) -> StatusView:
         return cls(
             state=session.state,
             seat=session.seat,
@@ -43,11 +46,19 @@ class StatusView:
             fps=fps,
             controller=controller,
             note=session.note,
+            callback_errors=callback_errors,
         )
 
     def key(self) -> tuple[Any, ...]:
         """What counts as a change worth a plain line right away."""
-        return (self.state, self.seat, self.host_online, self.controller, self.note)
+        return (
+            self.state,
+            self.seat,
+            self.host_online,
+            self.controller,
+            self.note,
+            self.callback_errors,
+        )
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -59,6 +70,7 @@ class StatusView:
             "fps": round(self.fps, 1),
             "controller": self.controller or "none",
             "note": self.note,
+            "callback_errors": self.callback_errors,
         }
 
 
@@ -77,6 +89,9 @@ def format_line(view: StatusView) -> str:
     parts.append(f"pad: {view.controller}" if view.controller else "pad: none (plug one in)")
     if view.note:
         parts.append(view.note)
+    if view.callback_errors:
+        s = "" if view.callback_errors == 1 else "s"
+        parts.append(f"{view.callback_errors} callback error{s} (see the log)")
     return " | ".join(parts)
 
 
