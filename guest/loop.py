@@ -110,7 +110,7 @@ class GuestLoop:
         last_change = -math.inf
         last_poll = self._clock()
         next_draw = math.inf if self._window is None else -math.inf
-        seen: tuple[int, str | None] | None = None
+        seen: tuple[int, str | None, int] | None = None
         source, sender, session = self._source, self._sender, self._session
         wakeup, waiter = self._wakeup, self._waiter
         wakeup_fd = -1 if wakeup is None else wakeup.fileno()
