@@ -10,6 +10,7 @@ each wake-up the loop asks for, so every timing below is exact.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -225,7 +226,7 @@ def test_keyframes_hold_60_hz_while_nothing_changes() -> None:
     rig.run(until=2.0)
     times = [at for at, _ in rig.inputs()]
     assert len(times) == pytest.approx(120, abs=2)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps) <= 1 / 60 + 1e-9  # none late
     assert min(gaps) >= 1 / 60 - 1e-9  # none early: the rate is a rate, not a floor
 
@@ -326,8 +327,8 @@ def test_polling_is_fast_while_the_pad_moves_and_slow_once_it_rests() -> None:
     rig = Rig([(0.1, A), (0.2, B)])
     rig.run(until=2.0)
     polls = rig.pad.polls
-    active = [b - a for a, b in zip(polls, polls[1:], strict=False) if 0.2 < a < 0.6]
-    resting = [b - a for a, b in zip(polls, polls[1:], strict=False) if 1.0 < a < 1.9]
+    active = [b - a for a, b in itertools.pairwise(polls) if 0.2 < a < 0.6]
+    resting = [b - a for a, b in itertools.pairwise(polls) if 1.0 < a < 1.9]
     assert max(active) <= 0.002 + 1e-9
     assert min(resting) >= 1 / 60 / 2 - 1e-9  # about 8.3 ms: two looks per keyframe interval
     assert max(resting) <= 1 / 60 / 2 + 1e-9
