@@ -108,7 +108,27 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="devices: attach a virtual pad first (checks that SDL virtual pads work here)",
     )
+    parser.add_argument(
+        "--script",
+        metavar="FILE|-",
+        help=f"with --source virtual: play FILE on the virtual pad once, or read commands from "
+        f"stdin as they come with '-' (default: ${ENV_SCRIPT}, else a demo pattern on a loop)",
+    )
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = SCRIPT_HELP
     return parser
+
+
+SCRIPT_HELP = f"""\
+scripted play (--source virtual --script FILE|-): one JSON object per line,
+  {{"press": "A"}}  {{"release": "A"}}  {{"tap": "A", "ms": 40}}  {{"sleep": 0.25}}
+  {{"axis": "LEFTX", "value": -32768}}  {{"state": {{"buttons": 1, "lx": 100}}}}
+  {{"detach": true}}  {{"attach": true}}        (# lines and blank lines are skipped)
+buttons and axes by name (A, DPAD_UP, LEFTX, TRIGGERRIGHT) or SDL number. A FILE
+is checked whole before the guest starts; from stdin ('-') each line is played
+as it arrives and a bad one is logged (script_line_bad) and skipped, so another
+program can play through the guest. ${ENV_STAMPS}=PATH records each change.
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -176,7 +196,10 @@ def run_joined(
         hidden = (link, parse_link(link)[1]) if link else ()
         return run_guest(config, args, hidden=hidden)
     except CoplayError as exc:
-        raise explain(exc, stored) from None
+        reason = explain(exc, stored)
+        if reason is exc:
+            raise
+        raise reason from exc
 
 
 _Name = Annotated[str, msgspec.Meta(max_length=64)]
@@ -187,8 +210,8 @@ def run_guest(config: GuestConfig, args: argparse.Namespace, hidden: Sequence[st
     if args.name is not None:  # --name wins over [guest] name
         try:
             name = msgspec.convert(args.name, _Name)
-        except msgspec.ValidationError:
-            raise UsageError("--name: 64 characters at most") from None
+        except msgspec.ValidationError as exc:
+            raise UsageError("--name: 64 characters at most") from exc
         config = dataclasses.replace(config, guest=msgspec.structs.replace(config.guest, name=name))
     redactor = Redactor([*config.link.secrets, *hidden])
     stderr = LineStream(sys.stderr)
@@ -199,8 +222,11 @@ def run_guest(config: GuestConfig, args: argparse.Namespace, hidden: Sequence[st
     stop.install()  # before SDL starts, so SDL leaves SIGINT/SIGTERM to us
     os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     source_text = args.source or config.guest.source
+    if args.script is not None and source_text.strip().lower() != "virtual":
+        raise UsageError("--script plays on the virtual pad: add --source virtual")
     window = bool(args.window or config.guest.window)
-    return Wiring(config, redactor, stderr, stop, source_text, window).run()
+    script = args.script if args.script is not None else os.environ.get(ENV_SCRIPT, "")
+    return Wiring(config, redactor, stderr, stop, source_text, window, script).run()
 
 
 class Wiring:
@@ -214,6 +240,7 @@ class Wiring:
         stop: StopRequest,
         source: str,
         window: bool,
+        script: str = "",
     ) -> None:
         self.config = config
         self.redactor = redactor
@@ -221,6 +248,7 @@ class Wiring:
         self.stop = stop
         self.source_text = source
         self.window = window
+        self.script = script  # "" demo pattern | "-" stdin | a script file
         self.log = structlog.get_logger("guest")
         self._closers: list[Any] = []
         self.errors = CallbackErrors()  # the session's and the virtual pad's callbacks
@@ -342,7 +370,7 @@ class Wiring:
         pad = VirtualPad(sdl, on_rumble=rumbled, on_change=stamps, errors=self.errors)
         pad.attach()
         self._closers.append(pad.detach)
-        script = os.environ.get(ENV_SCRIPT, "")
+        script = self.script
         if script == "-":
             commands: Any = stdin_commands(
                 sys.stdin, lambda error: self.log.warning("script_line_bad", error=error)

@@ -163,8 +163,8 @@ def _redeem(api_url: str, code: str) -> Redeemed:
     client = InviteClient(api_url)
     try:
         return client.redeem(code)
-    except AuthError:
-        raise AuthError(REDEEM_REFUSED) from None
+    except AuthError as exc:
+        raise AuthError(REDEEM_REFUSED) from exc
     finally:
         client.close()
 

@@ -10,7 +10,9 @@ Buttons and axes are names (``A``, ``DPAD_UP``, ``LEFTX``, ``TRIGGERRIGHT``) or
 SDL numbers. ``COPLAY_VIRTUAL_SCRIPT`` chooses the script for ``--source
 virtual``: unset, the demo pattern (stick sweeps, taps, holds) loops forever; a
 path plays that file once and the pad keeps its last state; ``-`` reads commands
-from stdin as they come (tests drive a guest process this way).
+from stdin as they come, so another program can play through the guest (the
+tests and the benchmark drive guest processes this way). ``--script`` on the
+command line wins over the variable; ``coplay-guest --help`` shows the format.
 
 ``COPLAY_VIRTUAL_STAMPS=PATH`` (for the benchmark) records the instant of each
 pad change (``time.monotonic_ns()``, the host's clock on the same machine) and
@@ -77,7 +79,7 @@ def parse_command(text: str) -> Command | None:
     try:
         obj = json.loads(text)
     except ValueError as exc:
-        raise ValueError(f"not JSON: {exc}") from None
+        raise ValueError(f"not JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object")
     if "press" in obj:
@@ -107,13 +109,13 @@ def load_script(path: Path) -> list[Command]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise ConfigError(f"{ENV_SCRIPT}={path}: cannot read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{ENV_SCRIPT}={path}: cannot read: {exc.strerror or exc}") from exc
     commands = []
     for number, line in enumerate(lines, 1):
         try:
             command = parse_command(line)
         except (ValueError, TypeError, KeyError) as exc:
-            raise ConfigError(f"{path}:{number}: {exc}") from None
+            raise ConfigError(f"{path}:{number}: {exc}") from exc
         if command is not None:
             commands.append(command)
     return commands

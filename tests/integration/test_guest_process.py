@@ -380,3 +380,77 @@ def test_refused_credentials_exit_77(start_guest: Callable[..., GuestProcess]) -
     guest = start_guest(password="wrong-password-123")
     assert guest.wait_exit(40) == 77
     assert "wrong-password-123" not in guest.log_text()
+
+
+# ---------------------------------------------------------------- scripted play (--script)
+
+
+def scripted_guest(
+    tmp_path: Path, mosquitto: Mosquitto, prefix: str, *args: str, source: str = "virtual"
+) -> GuestProcess:
+    """A guest started as a user would: ``--source ... --script ...``, no script variable."""
+    path = write_guest_config(tmp_path / "scripted.toml", mosquitto, prefix, session=SESSION)
+    return GuestProcess(
+        path,
+        mosquitto.passwords["alice"],
+        tmp_path,
+        args=("--source", source, *args),
+        env={"COPLAY_VIRTUAL_SCRIPT": ""},
+    )
+
+
+def test_script_from_stdin_plays_each_line_as_it_comes_and_skips_a_bad_one(
+    host: Host, tmp_path: Path, mosquitto: Mosquitto, prefix: str
+) -> None:
+    """``--script -``: another program plays through the guest, one JSON line at a time."""
+    guest = scripted_guest(tmp_path, mosquitto, prefix, "--script", "-")
+    try:
+        guest.wait_log(status_has(controller="coplay virtual pad"))
+        guest.send(press="NOT_A_BUTTON")
+        guest.wait_log(lambda e: e.get("event") == "script_line_bad")
+        guest.send(press="A")
+        host.wait(lambda f: any(isinstance(x, Input) and x.buttons == A for x in f))
+        guest.send(release="A")
+        host.wait(lambda f: any(isinstance(x, Input) and x.buttons == 0 for x in f[-3:]))
+    finally:
+        guest.close()
+
+
+def test_script_file_plays_once_and_the_pad_keeps_its_last_state(
+    host: Host, tmp_path: Path, mosquitto: Mosquitto, prefix: str
+) -> None:
+    script = tmp_path / "play.jsonl"
+    script.write_text(
+        '# hold B and push the stick\n{"press": "B"}\n{"axis": "LEFTX", "value": 1234}\n'
+    )
+    guest = scripted_guest(tmp_path, mosquitto, prefix, "--script", str(script))
+    try:
+        want = (button_mask(Button.B), 1234)
+        host.wait(lambda f: sum(isinstance(x, Input) and (x.buttons, x.lx) == want for x in f) >= 3)
+        assert all((i.buttons, i.lx) == want for i in host.inputs()[-3:])  # keyframes hold it
+    finally:
+        guest.close()
+
+
+def test_a_bad_script_file_is_a_config_error_naming_the_line(
+    tmp_path: Path, mosquitto: Mosquitto, prefix: str
+) -> None:
+    script = tmp_path / "bad.jsonl"
+    script.write_text('{"press": "A"}\n{"tap": "NOPE"}\n')
+    guest = scripted_guest(tmp_path, mosquitto, prefix, "--script", str(script))
+    try:
+        assert guest.wait_exit() == 78
+        assert f"{script}:2" in guest.log_text()
+    finally:
+        guest.close()
+
+
+def test_script_without_the_virtual_source_is_a_usage_error(
+    tmp_path: Path, mosquitto: Mosquitto, prefix: str
+) -> None:
+    guest = scripted_guest(tmp_path, mosquitto, prefix, "--script", "-", source="auto")
+    try:
+        assert guest.wait_exit() == 2
+        assert "--source virtual" in guest.log_text()
+    finally:
+        guest.close()

@@ -200,3 +200,13 @@ def test_demo_pattern_sweeps_taps_and_holds() -> None:
     assert max(xs) == 32767
     assert min(xs) < -32000
     assert not math.isnan(total)
+
+
+def test_help_documents_scripted_play() -> None:
+    """``coplay-guest --help`` tells a user how to drive the virtual pad from a file or stdin."""
+    from guest.cli import build_parser  # noqa: PLC0415 (the CLI module pulls in the whole guest)
+
+    text = build_parser().format_help()
+    assert "--script FILE|-" in text
+    assert '{"press": "A"}' in text and '{"axis": "LEFTX", "value": -32768}' in text
+    assert "COPLAY_VIRTUAL_SCRIPT" in text
