@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from guest.cli import build_parser
 from guest.devices import Selection
 from guest.pad import rumble_strength
 from guest.padmath import PadAxis, apply_deadzone, radial_deadzone, with_axis, with_button
@@ -204,8 +205,6 @@ def test_demo_pattern_sweeps_taps_and_holds() -> None:
 
 def test_help_documents_scripted_play() -> None:
     """``coplay-guest --help`` tells a user how to drive the virtual pad from a file or stdin."""
-    from guest.cli import build_parser  # noqa: PLC0415 (the CLI module pulls in the whole guest)
-
     text = build_parser().format_help()
     assert "--script FILE|-" in text
     assert '{"press": "A"}' in text and '{"axis": "LEFTX", "value": -32768}' in text
