@@ -229,29 +229,21 @@ def run_guest(config: GuestConfig, args: argparse.Namespace, hidden: Sequence[st
     return Wiring(config, redactor, stderr, stop, source_text, window, script).run()
 
 
+@dataclasses.dataclass
 class Wiring:
     """Builds the guest's parts in order and takes them down in reverse."""
 
-    def __init__(
-        self,
-        config: GuestConfig,
-        redactor: Redactor,
-        stderr: Any,
-        stop: StopRequest,
-        source: str,
-        window: bool,
-        script: str = "",
-    ) -> None:
-        self.config = config
-        self.redactor = redactor
-        self.stderr = stderr
-        self.stop = stop
-        self.source_text = source
-        self.window = window
-        self.script = script  # "" demo pattern | "-" stdin | a script file
-        self.log = structlog.get_logger("guest")
-        self._closers: list[Any] = []
-        self.errors = CallbackErrors()  # the session's and the virtual pad's callbacks
+    config: GuestConfig
+    redactor: Redactor
+    stderr: Any
+    stop: StopRequest
+    source_text: str
+    window: bool
+    script: str = ""  # "" demo pattern | "-" stdin | a script file
+    log: Any = dataclasses.field(default_factory=lambda: structlog.get_logger("guest"))
+    # the session's and the virtual pad's callbacks: one count for the status line
+    errors: CallbackErrors = dataclasses.field(default_factory=CallbackErrors)
+    _closers: list[Any] = dataclasses.field(default_factory=list)
 
     def run(self) -> int:
         try:

@@ -32,7 +32,7 @@ import msgspec
 
 from relay.config import LinkSettings, RelaySection, state_dir
 from relay.errors import AuthError, CoplayError, UsageError
-from relay.invites import InviteClient, Redeemed, parse_link
+from relay.invites import Grant, InviteClient, Redeemed, parse_link
 from relay.secrets import Secret
 from relay.tokenwire import APP_TOKEN_PATH
 
@@ -44,20 +44,12 @@ REDEEM_REFUSED: Final = (
 GUEST_TOKEN_LIFETIME_S: Final = 600  # asked for; the relay caps it at its guest_token_s anyway
 
 
-class StoredInvite(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class StoredInvite(Grant, forbid_unknown_fields=True, kw_only=True):
     """What a redeem gave, kept for the next run (the file in the state directory)."""
 
     version: int = 1
     app_client_id: str
     app_client_secret: str
-    app_id: str
-    username: str
-    session: str
-    seat: int | None
-    topic_prefix: str
-    api_url: str
-    broker_url: str
-    ws_url: str
     device_id: str  # this machine's id for this invite (the MQTT client id is device@app)
     redeemed_at: float
     expires_at: float
@@ -115,17 +107,11 @@ def join(
             )
         return path, stored
     answer = (redeem or _redeem)(api_url, code)
+    grant = {name: getattr(answer, name) for name in Grant.__struct_fields__}
     stored = StoredInvite(
+        **{**grant, "api_url": answer.api_url or api_url},
         app_client_id=answer.appClientId,
         app_client_secret=answer.appClientSecret,
-        app_id=answer.app_id,
-        username=answer.username,
-        session=answer.session,
-        seat=answer.seat,
-        topic_prefix=answer.topic_prefix,
-        api_url=answer.api_url or api_url,
-        broker_url=answer.broker_url,
-        ws_url=answer.ws_url,
         device_id="g" + uuid.uuid4().hex[:16],
         redeemed_at=now,
         expires_at=now + answer.expires_in,

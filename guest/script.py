@@ -55,20 +55,21 @@ class Command:
     state: PadState | None = None
 
 
-def _button(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= max(Button):
+def _number(value: Any, kind: type[Button] | type[PadAxis]) -> int:
+    """A button or axis given by SDL number or by name (any case); ValueError if unknown."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= max(kind):
         return value
-    if isinstance(value, str) and value.upper() in Button.__members__:
-        return int(Button[value.upper()])
-    raise ValueError(f"unknown button {value!r}")
+    if isinstance(value, str) and value.upper() in kind.__members__:
+        return int(kind[value.upper()])
+    raise ValueError(f"unknown {'button' if kind is Button else 'axis'} {value!r}")
+
+
+def _button(value: Any) -> int:
+    return _number(value, Button)
 
 
 def _axis(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= max(PadAxis):
-        return value
-    if isinstance(value, str) and value.upper() in PadAxis.__members__:
-        return int(PadAxis[value.upper()])
-    raise ValueError(f"unknown axis {value!r}")
+    return _number(value, PadAxis)
 
 
 def parse_command(text: str) -> Command | None:

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from guest.session import SessionView
 
 CLEAR_LINE = "\r\x1b[K"
+SHOWN = frozenset({"state", "seat", "host_online", "rtt_p50_ms", "jitter_ms", "note"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +38,8 @@ class StatusView:
     def of(
         cls, session: SessionView, fps: float, controller: str | None, callback_errors: int = 0
     ) -> StatusView:
-        return cls(
-            state=session.state,
-            seat=session.seat,
-            host_online=session.host_online,
-            rtt_p50_ms=session.rtt_p50_ms,
-            jitter_ms=session.jitter_ms,
-            fps=fps,
-            controller=controller,
-            note=session.note,
-            callback_errors=callback_errors,
-        )
+        shared = {f: getattr(session, f) for f in SessionView.__dataclass_fields__ if f in SHOWN}
+        return cls(**shared, fps=fps, controller=controller, callback_errors=callback_errors)
 
     def key(self) -> tuple[Any, ...]:
         """What counts as a change worth a plain line right away."""

@@ -89,11 +89,9 @@ class InviteCreated(msgspec.Struct):
     expires_in: int
 
 
-class Redeemed(msgspec.Struct):
-    """What a friend needs to play: their own app credential, and where and who they are."""
+class Grant(msgspec.Struct, kw_only=True):
+    """Where and who an invited friend is (the part of a redeem a guest keeps as it came)."""
 
-    appClientId: str  # wire names of the token API
-    appClientSecret: str
     app_id: str
     username: str
     session: str
@@ -102,6 +100,13 @@ class Redeemed(msgspec.Struct):
     api_url: str
     broker_url: str
     ws_url: str  # "" when the relay has no WebSocket listener
+
+
+class Redeemed(Grant, kw_only=True):
+    """What a friend needs to play: their own app credential, and where and who they are."""
+
+    appClientId: str  # wire names of the token API
+    appClientSecret: str
     expires_in: int  # seconds left in the grant
 
 
