@@ -337,12 +337,12 @@ class Wiring:
             max_rate_hz=guest.max_rate_hz,
         )
         loop = GuestLoop(
-            source=source,
-            sender=sender,
-            session=session,
-            link=link,
-            status=reporter,
-            window=window,
+            source,
+            sender,
+            session,
+            link,
+            reporter,
+            window,
             quit_requested=lambda: self.stop.requested or source.quit_requested,
             active_poll_s=min(max(1.0 / guest.max_rate_hz, 0.001), 0.008),
             wakeup=wakeup,

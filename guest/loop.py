@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Protocol
 
 import structlog
@@ -48,44 +49,31 @@ class Window(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(eq=False)
 class GuestLoop:
     """Runs one guest until stopped, rejected for good, or refused by the broker."""
 
-    def __init__(
-        self,
-        *,
-        source: PadSource,
-        sender: Sender,
-        session: Session,
-        link: LinkLike,
-        status: StatusReporter,
-        window: Window | None = None,
-        quit_requested: Callable[[], bool] = lambda: False,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        active_poll_s: float = 0.002,
-        idle_poll_s: float = 0.008,
-        idle_after_s: float = 0.5,
-        window_interval_s: float = 1 / 30,
-        wakeup: PipeWaker | None = None,
-    ) -> None:
-        self._source = source
-        self._sender = sender
-        self._session = session
-        self._link = link
-        self._status = status
-        self._sleep = sleep
-        self._window = window
-        self._quit_requested = quit_requested
-        self._clock = clock
-        self._active_poll = active_poll_s
-        key = sender.key_interval
-        self._idle_poll = key / max(2, round(key / idle_poll_s))
-        self._idle_after = idle_after_s
-        self._window_interval = window_interval_s
-        self._wakeup = wakeup
+    source: PadSource
+    sender: Sender
+    session: Session
+    link: LinkLike
+    status: StatusReporter
+    window: Window | None = None
+    _: KW_ONLY
+    quit_requested: Callable[[], bool] = lambda: False
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    active_poll_s: float = 0.002
+    idle_poll_s: float = 0.008  # stretched so the keyframe interval holds whole polls
+    idle_after_s: float = 0.5
+    window_interval_s: float = 1 / 30
+    wakeup: PipeWaker | None = None
+    wakeups: int = field(default=0, init=False)  # times the loop woke up (status and tests)
+
+    def __post_init__(self) -> None:
+        key = self.sender.key_interval
+        self._idle_poll = key / max(2, round(key / self.idle_poll_s))
         self._waiter = Waiter()
-        self.wakeups = 0  # times the loop woke up (for the status and tests)
         self._stop = False
         self._fps = FrameRate()
         self._log = structlog.get_logger("guest")
@@ -93,36 +81,36 @@ class GuestLoop:
     def stop(self) -> None:
         """Ask the loop to end (safe from a signal handler: a flag and a byte down a pipe)."""
         self._stop = True
-        if self._wakeup is not None:
-            self._wakeup.poke()
+        if self.wakeup is not None:
+            self.wakeup.poke()
 
     def run(self) -> None:
         """Run until stopped; Bye is the last frame. Raises the link's or session's failure."""
-        self._link.start()
+        self.link.start()
         try:
             self._loop()
         finally:
-            self._status.update(self._clock(), self._view())
-            self._link.stop(final=[self._session.bye()])
-            self._status.finish()
+            self.status.update(self.clock(), self._view())
+            self.link.stop(final=[self.session.bye()])
+            self.status.finish()
 
     def _loop(self) -> None:
         last_change = -math.inf
-        last_poll = self._clock()
-        next_draw = math.inf if self._window is None else -math.inf
+        last_poll = self.clock()
+        next_draw = math.inf if self.window is None else -math.inf
         seen: tuple[int, str | None, int] | None = None
-        source, sender, session = self._source, self._sender, self._session
-        wakeup, waiter = self._wakeup, self._waiter
+        source, sender, session = self.source, self.sender, self.session
+        wakeup, waiter = self.wakeup, self._waiter
         wakeup_fd = -1 if wakeup is None else wakeup.fileno()
         while not self._stop:
-            now = self._clock()
-            work_at = min(sender.next_due(), session.next_due(), self._status.next_due(), next_draw)
+            now = self.clock()
+            work_at = min(sender.next_due(), session.next_due(), self.status.next_due(), next_draw)
             waker = source.waker
             if waker is not None:
                 due = work_at  # the pad's node says when it changed: no polling
             else:
                 poll_every = (
-                    self._active_poll if now - last_change < self._idle_after else self._idle_poll
+                    self.active_poll_s if now - last_change < self.idle_after_s else self._idle_poll
                 )
                 due = min(work_at, last_poll + poll_every)
             if due > now:
@@ -132,20 +120,20 @@ class GuestLoop:
                     if wakeup is not None and wakeup_fd in ready:
                         wakeup.drain()
                 else:
-                    self._sleep(due - now)
-                now = self._clock()
+                    self.sleep(due - now)
+                now = self.clock()
             self.wakeups += 1
             states = source.poll()
             last_poll = now
             if states:
                 last_change = now
                 sender.offer(states)
-            elif now < work_at and not session.news and not self._quit_requested():
+            elif now < work_at and not session.news and not self.quit_requested():
                 continue  # a look at the pad and nothing more: keep this wake-up cheap
-            failure = self._link.failure or session.fatal
+            failure = self.link.failure or session.fatal
             if failure is not None:
                 raise failure
-            if self._quit_requested():
+            if self.quit_requested():
                 break
             if session.inbox.take_resync():
                 sender.resync()
@@ -154,15 +142,15 @@ class GuestLoop:
             session.tick(now)
             sender.pump(now)
             changes = (session.version, source.controller_name, session.errors.count)
-            if now >= self._status.next_due() or changes != seen:
+            if now >= self.status.next_due() or changes != seen:
                 seen = changes
-                self._status.update(now, self._view(now))
-            if now >= next_draw and self._window is not None:
-                next_draw = now + self._window_interval
+                self.status.update(now, self._view(now))
+            if now >= next_draw and self.window is not None:
+                next_draw = now + self.window_interval_s
                 view = self._view(now)
-                self._window.draw(view, source.state, session.view().rtt_history_ms)
+                self.window.draw(view, source.state, session.view().rtt_history_ms)
 
     def _view(self, now: float | None = None) -> StatusView:
-        fps = self._fps.update(self._clock() if now is None else now, self._sender.frames)
-        errors = self._session.errors.count  # the link-thread and pad callbacks' (one counter)
-        return StatusView.of(self._session.view(), fps, self._source.controller_name, errors)
+        fps = self._fps.update(self.clock() if now is None else now, self.sender.frames)
+        errors = self.session.errors.count  # the link-thread and pad callbacks' (one counter)
+        return StatusView.of(self.session.view(), fps, self.source.controller_name, errors)
