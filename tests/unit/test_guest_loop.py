@@ -11,7 +11,7 @@ each wake-up the loop asks for, so every timing below is exact.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -162,7 +162,11 @@ class FakePad:
 class Rig:
     """A GuestLoop on fakes; :meth:`run` runs it until the clock passes ``until``."""
 
-    def __init__(self, script: list[tuple[float, PadState | None]] | None = None) -> None:
+    def __init__(
+        self,
+        script: list[tuple[float, PadState | None]] | None = None,
+        quit_requested: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.clock = FakeClock()
         self.pad = FakePad(self.clock, list(script or []))
         self.link = FakeLink(self.clock)
@@ -192,6 +196,7 @@ class Rig:
             status=self.status,
             clock=self.clock,
             sleep=self.clock.sleep,
+            quit_requested=quit_requested,
         )
 
     def run(self, until: float) -> None:
@@ -271,18 +276,8 @@ def test_a_final_failure_ends_the_loop_with_bye_and_is_raised(how: str) -> None:
 
 
 def test_a_quit_request_ends_the_loop_like_a_stop() -> None:
-    rig = Rig()
     quit_at = 0.4
-    rig.loop = GuestLoop(
-        source=rig.pad,
-        sender=rig.sender,
-        session=rig.session,
-        link=rig.link,
-        status=rig.status,
-        clock=rig.clock,
-        sleep=rig.clock.sleep,
-        quit_requested=lambda: rig.clock.now >= quit_at,
-    )
+    rig = Rig(quit_requested=lambda: rig.clock.now >= quit_at)
     rig.run(until=10.0)
     assert quit_at <= rig.clock.now < quit_at + 0.02
     assert rig.link.final is not None
