@@ -17,10 +17,10 @@
 
 Network callbacks (:meth:`on_connect`, :meth:`on_message`, :meth:`on_status`)
 run on the link's thread, inside :meth:`guest.callbacks.CallbackErrors.guard`
-(an exception is counted for the status line, not lost in paho); :meth:`tick`
-and the ``take_*`` methods on the main thread, which picks up what arrived at
-its next wake-up. One lock guards what they share; the main thread's hot
-checks read single values without it.
+(an exception is counted for the status line, not lost in paho); :meth:`tick`,
+:meth:`view` and the inbox's ``take_*`` methods on the main thread, which picks
+up what arrived at its next wake-up. One lock guards what they share (the
+inbox has its own); the main thread's hot checks read single values without it.
 """
 
 from __future__ import annotations
