@@ -226,9 +226,9 @@ def test_uinput_sink_writes_diffs_and_forwards_game_rumble() -> None:
         pads[seat] = FakePad(seat)
         return pads[seat]
 
-    sink = UInputSink(on_rumble, rumble_cap_ms=1500, pad_factory=factory)
-    sink.open(2)
-    sink.open(3)
+    sink = UInputSink(rumble_cap_ms=1500, pad_factory=factory)
+    sink.open(2, on_rumble)
+    sink.open(3, on_rumble)
     try:
         assert unpack_events(pads[2].written[0])[:-1] == xpad.state_events(NEUTRAL)
         meta = FrameMeta("alice", 1, 1, 0, 0, None)
@@ -265,8 +265,8 @@ def test_a_failed_write_is_resent_with_the_next_state() -> None:
         pads[seat] = FakePad(seat)
         return pads[seat]
 
-    sink = UInputSink(lambda seat, frame: None, rumble_cap_ms=1500, pad_factory=factory)
-    sink.open(2)
+    sink = UInputSink(rumble_cap_ms=1500, pad_factory=factory)
+    sink.open(2, lambda seat, frame: None)
     try:
         pad = pads[2]
         meta = FrameMeta("alice", 1, 1, 0, 0, None)
@@ -313,9 +313,9 @@ def test_each_pad_has_a_phys_stable_per_host_and_seat() -> None:
             seen.append((device_id, seat, phys))
             return FakePad(seat)
 
-        sink = UInputSink(lambda seat, frame: None, 1000, device_id, pad_factory=factory)
-        sink.open(2)
-        sink.open(3)
+        sink = UInputSink(1000, device_id, pad_factory=factory)
+        sink.open(2, lambda seat, frame: None)
+        sink.open(3, lambda seat, frame: None)
         sink.close()
 
     opened("host-1a2b")

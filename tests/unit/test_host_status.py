@@ -45,7 +45,7 @@ class Recorder:
 def test_log_sink_logs_button_changes_and_neutral() -> None:
     log = Recorder()
     sink = LogSink(log)
-    sink.open(2)
+    sink.open(2, lambda seat, frame: None)
     meta = FrameMeta("alice", 1, 1, 0, 0, 120)
     sink.apply(2, PadState(button_mask(Button.A, Button.DPAD_UP)), meta)
     sink.apply(2, PadState(button_mask(Button.A, Button.DPAD_UP), lx=5), meta)  # axes only
