@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from host.intake import INTAKE_BURST, REJECT_ALLOWANCE, REJECT_GLOBAL_BURST, Intake
 from host.effects import Apply, Effect
+from host.intake import INTAKE_BURST, REJECT_ALLOWANCE, REJECT_GLOBAL_BURST, Intake
 from host.lateness import LATE_RESYNC_S
 from host.seats import SEQ_WINDOW, SeatTable
 from relay.frames import Button, FrameCodec, Input, PadState, Ping, Reject, RejectCode, button_mask

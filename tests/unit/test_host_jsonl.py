@@ -14,6 +14,7 @@ from host.sinks.null import NullSink
 from relay.errors import ConfigError
 from relay.frames import PadState, Rumble
 
+
 def no_rumble(seat: int, frame: Rumble) -> None:
     """A jsonl pad never rumbles."""
 
