@@ -224,3 +224,64 @@ def test_fast_path_writes_on_the_submitting_thread_one_writer_at_a_time() -> Non
     assert ("neutral", 2, "stale") in calls
     assert sink.overlaps == 0
     assert threading.current_thread().name in sink.threads  # the fast path was taken
+
+
+class ThreadRecordingSink(RecordingSink):
+    """Records which thread wrote each state; ``nonblocking`` picks the path."""
+
+    def __init__(self, nonblocking: bool) -> None:
+        super().__init__()
+        self.nonblocking = nonblocking
+        self.threads: set[str] = set()
+
+    def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None:
+        self.threads.add(threading.current_thread().name)
+        super().apply(seat, state, meta)
+
+
+def _five_hundred_frames(nonblocking: bool) -> tuple[ThreadRecordingSink, PadWriter, list]:
+    sink = ThreadRecordingSink(nonblocking)
+    # stale_s and the heartbeat far off: no timer wakes the thread during the test
+    table = SeatTable([2], {}, stale_s=30, idle_s=60)
+    clock = FakeClock()
+    writer = PadWriter(table, sink, clock, Faults(), heartbeat_s=30)
+    writer.start(lambda effects: None)
+    try:
+        clock.now = 1.0  # the thread's first pass ran at 0.0 (its beat)
+        for seq in range(1, 501):
+            writer.submit("alice", Input.of(1, seq, 0, PadState(seq % 2)), clock.now)
+            time.sleep(0.001)  # paced as a guest sends (1 ms apart): a wake-up has time to show
+        calls = sink.wait(lambda c: ("apply", 2, 500) in c)
+        return sink, writer, calls
+    finally:
+        writer.stop()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def monotonic_ns(self) -> int:
+        return int(self.now * 1e9)
+
+
+def test_500_frames_on_the_direct_path_do_not_wake_the_writer_thread() -> None:
+    """A non-blocking sink: every state written on the submitting thread, the writer asleep.
+
+    One wake-up at most: the seat taken arms a stale timer sooner than the thread's heartbeat.
+    """
+    sink, writer, calls = _five_hundred_frames(nonblocking=True)
+    assert [c[2] for c in calls if c[0] == "apply"] == list(range(1, 501))
+    assert sink.threads == {threading.current_thread().name}
+    assert writer.stats().wakeups <= 2
+
+
+def test_500_frames_on_the_blocking_path_all_reach_the_sink_through_the_writer_thread() -> None:
+    """A sink that may block: the writer thread is woken for the states and writes every one."""
+    sink, writer, calls = _five_hundred_frames(nonblocking=False)
+    assert [c[2] for c in calls if c[0] == "apply"] == list(range(1, 501))  # no edge lost
+    assert sink.threads == {"pad-writer"}
+    assert writer.stats().wakeups >= 1
