@@ -8,6 +8,7 @@ import threading
 import pytest
 from evdev import ecodes
 
+from host.faults import Faults
 from host.sinks import xpad
 from host.sinks.base import FrameMeta
 from host.sinks.uinput import UInputSink, Upload, pack_events, uinput_fix, unpack_events
@@ -255,6 +256,41 @@ def test_uinput_sink_writes_diffs_and_forwards_game_rumble() -> None:
     finally:
         sink.close()
     assert pads[2].closed and pads[3].closed
+
+
+def test_an_exception_from_on_rumble_is_counted_and_the_reader_goes_on() -> None:
+    """The force-feedback thread survives a callback that raises; the count is in Faults."""
+    pads: dict[int, FakePad] = {}
+    got: list[Rumble] = []
+    cond = threading.Condition()
+
+    def on_rumble(seat: int, frame: Rumble) -> None:
+        with cond:
+            got.append(frame)
+            cond.notify_all()
+        if len(got) == 1:
+            raise RuntimeError("the daemon's handler failed")
+
+    def factory(seat: int, phys: str) -> FakePad:
+        pads[seat] = FakePad(seat)
+        return pads[seat]
+
+    faults = Faults()
+    sink = UInputSink(rumble_cap_ms=1500, pad_factory=factory, faults=faults)
+    sink.open(2, on_rumble)
+    try:
+        pads[2].uploads[7] = Upload(0, ecodes.FF_RUMBLE, 0x8000, 0x100, 0)
+        os.write(pads[2].kernel, pack_events([(xpad.EV_UINPUT, xpad.UI_FF_UPLOAD, 7)]))
+        os.write(pads[2].kernel, pack_events([(xpad.EV_FF, 0, 1)]))
+        with cond:
+            assert cond.wait_for(lambda: len(got) == 1, 10)
+        os.write(pads[2].kernel, pack_events([(xpad.EV_FF, 0, 0)]))  # after the failure
+        with cond:
+            assert cond.wait_for(lambda: len(got) == 2, 10)
+    finally:
+        sink.close()
+    assert got[1] == Rumble(0, 0, 0)
+    assert faults.counts() == {"uinput_ff": 1}
 
 
 def test_a_failed_write_is_resent_with_the_next_state() -> None:
