@@ -28,6 +28,7 @@ from host.daemon import HostDaemon
 from host.faults import Faults
 from host.intake import Intake
 from host.notify import notifier_from_env
+from host.parts import HostParts
 from host.seats import SeatTable
 from host.sinks import make_sink
 from host.writer import PadWriter
@@ -99,17 +100,8 @@ def serve(config: HostConfig, sink_spec: str, redactor: Redactor) -> int:
             on_connect=on_connect,
         )
 
-    daemon = HostDaemon(
-        settings,
-        topics,
-        writer=writer,
-        sink=sink,
-        make_link=make_link,
-        clock=clock,
-        notifier=notifier,
-        intake=Intake(),
-        faults=faults,
-    )
+    parts = HostParts(writer, sink, make_link, clock, notifier, Intake(), faults)
+    daemon = HostDaemon(settings, topics, parts)
     stop = threading.Event()
     try:
         with stop_on_signals(stop):

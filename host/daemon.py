@@ -1,8 +1,9 @@
 """The host daemon: link -> checks -> decode -> pad writer (seat table, queue) -> sink.
 
-Its collaborators come from the entry point (:func:`host.cli.serve`): the pad
-writer (which owns the seat table), the sink, a link factory, the clock, the
-notifier, the intake budgets and the fault counter. Threads, and what each owns:
+Its collaborators come from the entry point (:func:`host.cli.serve`) as
+:class:`~host.parts.HostParts`: the pad writer (which owns the seat table), the
+sink, a link factory, the clock, the notifier, the intake budgets and the fault
+counter. Threads, and what each owns:
 
 - paho's network thread runs :meth:`HostDaemon.on_message` for every frame on
   ``{prefix}/{session}/in/+``: size and retained checks, the intake budget
@@ -27,37 +28,20 @@ start-up, one per seat, and stay through guest changes and broker outages
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from host.drops import DropCounter, DropReason, HostDrop
-from host.faults import Faults
-from host.intake import Intake
-from host.notify import Notifier
 from host.outbox import Outbox
-from host.sinks.base import Sink
+from host.parts import HostParts
 from host.status import StatusReport
-from host.writer import PadWriter
-from relay.clock import Clock
 from relay.config import HostSection
 from relay.errors import CoplayError
 from relay.frames import MAX_PAYLOAD, Drop, FrameCodec, Rumble
-from relay.linkstatus import LinkLike, Message, MessageHandler
+from relay.linkstatus import LinkLike
 from relay.logs import Throttle
 from relay.topics import Topics
-
-
-class LinkFactory(Protocol):
-    def __call__(
-        self,
-        *,
-        on_message: MessageHandler,
-        subscriptions: Sequence[tuple[str, int]],
-        will: Message,
-        on_connect: Callable[[], None],
-    ) -> LinkLike: ...
 
 
 class HostDaemon:
@@ -67,34 +51,23 @@ class HostDaemon:
         self,
         settings: HostSection,
         topics: Topics,
+        parts: HostParts,
         *,
-        writer: PadWriter,
-        sink: Sink,
-        make_link: LinkFactory,
-        clock: Clock,
-        notifier: Notifier,
-        intake: Intake,
-        faults: Faults,
         codec: FrameCodec | None = None,
         logger: Any = None,
     ) -> None:
         self._settings = settings
         self._topics = topics
-        self._writer = writer
-        self._sink = sink
-        self._make_link = make_link
-        self._clock = clock
-        self._notifier = notifier
-        self._intake = intake  # per-user frame budget, Reject limits (network thread)
-        self._faults = faults
+        self._parts = parts
         self._codec = codec or FrameCodec()
-        self._log = logger if logger is not None else structlog.get_logger("host")
+        self._log = log = logger if logger is not None else structlog.get_logger("host")
         allowed = settings.allowed()
         self._allowed = frozenset(allowed) if allowed else None  # None: first come
         self._drops = DropCounter()  # dropped before the seat table
         self._throttle = Throttle(10.0)  # frame_dropped lines (network thread)
-        self._outbox = Outbox(topics, settings.seats, writer, intake, clock, self._codec, self._log)
-        self._report = StatusReport(writer, intake, self._drops, faults, notifier, self._log)
+        writer, intake = parts.writer, parts.intake
+        self._outbox = Outbox(topics, settings.seats, writer, intake, parts.clock, self._codec, log)
+        self._report = StatusReport(writer, intake, self._drops, parts.faults, parts.notifier, log)
         self._ready = threading.Event()
         self._link: LinkLike | None = None
 
@@ -102,6 +75,7 @@ class HostDaemon:
 
     def on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         """One message on ``in/+`` (paho's network thread: never blocks on a device)."""
+        parts = self._parts
         try:
             if len(payload) > MAX_PAYLOAD:
                 self._drop(Drop.OVERSIZED, topic)
@@ -113,26 +87,23 @@ class HostDaemon:
             if user is None:
                 self._drop(HostDrop.BAD_TOPIC, topic)
                 return
-            now = self._clock.monotonic()
-            if not self._intake.admit(user, len(payload), now):
+            now = parts.clock.monotonic()
+            intake = parts.intake
+            if not intake.admit(user, len(payload), now):
                 return  # counted there: one user's flood is dropped before decoding
             allowed = self._allowed
-            if (
-                allowed is not None
-                and user not in allowed
-                and not self._intake.reject_due(user, now)
-            ):
+            if allowed is not None and user not in allowed and not intake.reject_due(user, now):
                 self._drops.add(HostDrop.NOT_ALLOWED)  # rule 2: not decoded, not answered
                 return
             frame = self._codec.decode(payload)
             if isinstance(frame, Drop):
                 self._drop(frame, topic)
                 return
-            rest = self._writer.submit(user, frame, now)
+            rest = parts.writer.submit(user, frame, now)
             if rest:
                 self._outbox.carry_out(rest)
         except Exception as exc:
-            self._faults.record("on_message", exc)
+            parts.faults.record("on_message", exc)
 
     def _drop(self, reason: DropReason, topic: str) -> None:
         self._drops.add(reason)
@@ -145,14 +116,14 @@ class HostDaemon:
             self._outbox.publish_state()
             if not self._ready.is_set():
                 self._ready.set()
-                self._notifier.notify("READY=1")
+                self._parts.notifier.notify("READY=1")
                 self._log.info("host_ready", topic=self._topics.inputs)
         except Exception as exc:
-            self._faults.record("on_connect", exc)
+            self._parts.faults.record("on_connect", exc)
 
     def on_rumble(self, seat: int, frame: Rumble) -> None:
         """A game's rumble on seat ``seat``'s pad: forward it to that seat's guest."""
-        user = self._writer.user_at(seat)
+        user = self._parts.writer.user_at(seat)
         if user is not None:
             self._outbox.send(user, frame, 0)
 
@@ -160,12 +131,12 @@ class HostDaemon:
 
     def run(self, stop: threading.Event) -> int:
         """Open the pads, connect, serve until ``stop`` is set; then shut down cleanly."""
-        settings = self._settings
+        settings, parts = self._settings, self._parts
         try:
             for seat in settings.seats:
-                self._sink.open(seat, self.on_rumble)
+                parts.sink.open(seat, self.on_rumble)
         except BaseException:
-            self._sink.close()
+            parts.sink.close()
             raise
         if not self._allowed:
             self._log.warning(
@@ -181,8 +152,8 @@ class HostDaemon:
         )
         failure: CoplayError | None = None
         try:
-            self._writer.start(self._outbox.carry_out)
-            link = self._make_link(
+            parts.writer.start(self._outbox.carry_out)
+            link = parts.make_link(
                 on_message=self.on_message,
                 subscriptions=[(self._topics.inputs, 1)],
                 will=self._outbox.offline_state(),
@@ -199,20 +170,21 @@ class HostDaemon:
         return 0
 
     def _serve(self, stop: threading.Event, link: LinkLike) -> CoplayError | None:
+        clock, notifier, writer = self._parts.clock, self._parts.notifier, self._parts.writer
         interval = self._settings.status_interval_s
-        watchdog_s = self._notifier.watchdog_s
-        now = self._clock.monotonic()
+        watchdog_s = notifier.watchdog_s
+        now = clock.monotonic()
         next_status = now + interval if interval > 0 else None
         last_status = now
         next_watchdog = now
         while True:
-            now = self._clock.monotonic()
-            stats = self._writer.stats()
+            now = clock.monotonic()
+            stats = writer.stats()
             if watchdog_s is not None and now >= next_watchdog:
                 writer_ok = stats.alive and now - stats.beat < max(2 * watchdog_s, 2.0)
                 sink_ok = stats.sink.failing_since is None
                 if writer_ok and sink_ok and not link.status.state.final:
-                    self._notifier.notify("WATCHDOG=1")
+                    notifier.notify("WATCHDOG=1")
                 next_watchdog = now + watchdog_s
             if next_status is not None and now >= next_status:
                 self._report.log(now - last_status, link.status)
@@ -244,9 +216,9 @@ class HostDaemon:
 
     def _shutdown(self) -> None:
         """Rule 7: every pad neutral, HostState offline (retained), pads closed."""
-        self._notifier.notify("STOPPING=1")
-        self._writer.stop()  # its last act: every pad neutral
+        self._parts.notifier.notify("STOPPING=1")
+        self._parts.writer.stop()  # its last act: every pad neutral
         if self._link is not None:
             self._link.stop(final=[self._outbox.offline_state()])
-        self._sink.close()
+        self._parts.sink.close()
         self._log.info("host_stopped", drops=self.drops())

@@ -31,6 +31,7 @@ from host.daemon import HostDaemon
 from host.faults import Faults
 from host.intake import Intake
 from host.notify import NullNotifier
+from host.parts import HostParts
 from host.seats import SeatTable
 from host.sinks.base import FrameMeta, RumbleCallback, Sink
 from host.sinks.jsonl import JsonlSink
@@ -108,19 +109,10 @@ def _daemon(sink: Sink, allow: Sequence[str] = ()) -> tuple[HostDaemon, PadWrite
     faults = Faults(logger=Quiet())
     table = SeatTable(settings.seats, settings.allowed(), stale_s=60.0, idle_s=settings.idle_s)
     writer = PadWriter(table, sink, clock, faults)
-    daemon = HostDaemon(
-        settings,
-        Topics(TOPIC_PREFIX, SESSION),
-        writer=writer,
-        sink=sink,
-        make_link=make_link,
-        clock=clock,
-        notifier=NullNotifier(),
-        # frames go in faster than any guest sends them: the budget must not drop them
-        intake=Intake(rate_hz=1e12, burst=1e12),
-        faults=faults,
-        logger=Quiet(),
-    )
+    # frames go in faster than any guest sends them: the budget must not drop them
+    intake = Intake(rate_hz=1e12, burst=1e12)
+    parts = HostParts(writer, sink, make_link, clock, NullNotifier(), intake, faults)
+    daemon = HostDaemon(settings, Topics(TOPIC_PREFIX, SESSION), parts, logger=Quiet())
     return daemon, writer
 
 

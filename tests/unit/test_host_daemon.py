@@ -20,6 +20,7 @@ from host.daemon import HostDaemon
 from host.faults import Faults
 from host.intake import Intake
 from host.notify import NullNotifier
+from host.parts import HostParts
 from host.seats import SeatTable
 from host.sinks.base import FrameMeta, RumbleCallback
 from host.writer import PadWriter
@@ -171,18 +172,8 @@ def running(stale_ms: int = 250, idle_s: int = 5, status_s: float = 0.0) -> Iter
         started.set()
         return link
 
-    daemon = HostDaemon(
-        settings,
-        TOPICS,
-        writer=writer,
-        sink=sink,
-        make_link=make_link,
-        clock=clock,
-        notifier=NullNotifier(),
-        intake=Intake(),
-        faults=faults,
-        logger=log,
-    )
+    parts = HostParts(writer, sink, make_link, clock, NullNotifier(), Intake(), faults)
+    daemon = HostDaemon(settings, TOPICS, parts, logger=log)
     stop = threading.Event()
     exit_codes: list[int] = []
     thread = threading.Thread(target=lambda: exit_codes.append(daemon.run(stop)))
