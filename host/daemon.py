@@ -67,7 +67,7 @@ class HostDaemon:
         self._throttle = Throttle(10.0)  # frame_dropped lines (network thread)
         writer, intake = parts.writer, parts.intake
         self._outbox = Outbox(topics, settings.seats, writer, intake, parts.clock, self._codec, log)
-        self._report = StatusReport(writer, intake, self._drops, parts.faults, parts.notifier, log)
+        self._report = StatusReport(parts, self._drops, log)
         self._ready = threading.Event()
         self._link: LinkLike | None = None
 

@@ -14,10 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from host.drops import DropCounter, merge_counts
-from host.faults import Faults
-from host.intake import Intake
-from host.notify import Notifier
-from host.writer import PadWriter
+from host.parts import HostParts
 from host.writerstats import WriterStats
 from relay.linkstatus import LinkState, LinkStatus
 
@@ -105,20 +102,10 @@ def sink_text(stats: WriterStats) -> str:
 class StatusReport:
     """The ``host_status`` log line and systemd's ``STATUS=``, read from snapshots."""
 
-    def __init__(
-        self,
-        writer: PadWriter,
-        intake: Intake,
-        drops: DropCounter,
-        faults: Faults,
-        notifier: Notifier,
-        logger: Any,
-    ) -> None:
-        self._writer = writer
-        self._intake = intake
-        self._drops = drops
-        self._faults = faults
-        self._notifier = notifier
+    def __init__(self, parts: HostParts, drops: DropCounter, logger: Any) -> None:
+        self._writer, self._intake, self._faults = parts.writer, parts.intake, parts.faults
+        self._notifier = parts.notifier
+        self._drops = drops  # the daemon's, before the seat table
         self._log = logger
         self._last_notified = ""
 

@@ -159,15 +159,9 @@ def running(stale_ms: int = 250, idle_s: int = 5, status_s: float = 0.0) -> Iter
     links: list[FakeLink] = []
     started = threading.Event()
 
-    def make_link(
-        *,
-        on_message: MessageHandler,
-        subscriptions: Sequence[tuple[str, int]],
-        will: Message,
-        on_connect: Callable[[], None],
-    ) -> LinkLike:
-        assert subscriptions == [(TOPICS.inputs, 1)]
-        link = FakeLink(on_message, will, on_connect)
+    def make_link(**kwargs: Any) -> LinkLike:
+        assert kwargs.pop("subscriptions") == [(TOPICS.inputs, 1)]
+        link = FakeLink(**kwargs)
         links.append(link)
         started.set()
         return link

@@ -258,38 +258,43 @@ def test_uinput_sink_writes_diffs_and_forwards_game_rumble() -> None:
     assert pads[2].closed and pads[3].closed
 
 
-def test_an_exception_from_on_rumble_is_counted_and_the_reader_goes_on() -> None:
-    """The force-feedback thread survives a callback that raises; the count is in Faults."""
-    pads: dict[int, FakePad] = {}
-    got: list[Rumble] = []
-    cond = threading.Condition()
+class FailingOnce:
+    """An on_rumble that raises on its first call and keeps the rest (awaitable)."""
 
-    def on_rumble(seat: int, frame: Rumble) -> None:
-        with cond:
-            got.append(frame)
-            cond.notify_all()
-        if len(got) == 1:
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.calls: list[Rumble] = []
+
+    def __call__(self, seat: int, frame: Rumble) -> None:
+        with self.cond:
+            self.calls.append(frame)
+            self.cond.notify_all()
+            first = len(self.calls) == 1
+        if first:
             raise RuntimeError("the daemon's handler failed")
 
-    def factory(seat: int, phys: str) -> FakePad:
-        pads[seat] = FakePad(seat)
-        return pads[seat]
+    def wait(self, n: int) -> None:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.calls) >= n, 10)
 
+
+def test_an_exception_from_on_rumble_is_counted_and_the_reader_goes_on() -> None:
+    """The force-feedback thread survives a callback that raises; the count is in Faults."""
+    pad = FakePad(2)
     faults = Faults()
-    sink = UInputSink(rumble_cap_ms=1500, pad_factory=factory, faults=faults)
+    on_rumble = FailingOnce()
+    sink = UInputSink(rumble_cap_ms=1500, pad_factory=lambda seat, phys: pad, faults=faults)
     sink.open(2, on_rumble)
     try:
-        pads[2].uploads[7] = Upload(0, ecodes.FF_RUMBLE, 0x8000, 0x100, 0)
-        os.write(pads[2].kernel, pack_events([(xpad.EV_UINPUT, xpad.UI_FF_UPLOAD, 7)]))
-        os.write(pads[2].kernel, pack_events([(xpad.EV_FF, 0, 1)]))
-        with cond:
-            assert cond.wait_for(lambda: len(got) == 1, 10)
-        os.write(pads[2].kernel, pack_events([(xpad.EV_FF, 0, 0)]))  # after the failure
-        with cond:
-            assert cond.wait_for(lambda: len(got) == 2, 10)
+        pad.uploads[7] = Upload(0, ecodes.FF_RUMBLE, 0x8000, 0x100, 0)
+        os.write(pad.kernel, pack_events([(xpad.EV_UINPUT, xpad.UI_FF_UPLOAD, 7)]))
+        os.write(pad.kernel, pack_events([(xpad.EV_FF, 0, 1)]))
+        on_rumble.wait(1)
+        os.write(pad.kernel, pack_events([(xpad.EV_FF, 0, 0)]))  # after the failure
+        on_rumble.wait(2)
     finally:
         sink.close()
-    assert got[1] == Rumble(0, 0, 0)
+    assert on_rumble.calls[1] == Rumble(0, 0, 0)
     assert faults.counts() == {"uinput_ff": 1}
 
 

@@ -243,29 +243,18 @@ def _five_hundred_frames(nonblocking: bool) -> tuple[ThreadRecordingSink, PadWri
     sink = ThreadRecordingSink(nonblocking)
     # stale_s and the heartbeat far off: no timer wakes the thread during the test
     table = SeatTable([2], {}, stale_s=30, idle_s=60)
-    clock = FakeClock()
+    clock = SystemClock()
     writer = PadWriter(table, sink, clock, Faults(), heartbeat_s=30)
     writer.start(lambda effects: None)
     try:
-        clock.now = 1.0  # the thread's first pass ran at 0.0 (its beat)
         for seq in range(1, 501):
-            writer.submit("alice", Input.of(1, seq, 0, PadState(seq % 2)), clock.now)
+            now = clock.monotonic()
+            writer.submit("alice", Input.of(1, seq, us(now), PadState(seq % 2)), now)
             time.sleep(0.001)  # paced as a guest sends (1 ms apart): a wake-up has time to show
         calls = sink.wait(lambda c: ("apply", 2, 500) in c)
         return sink, writer, calls
     finally:
         writer.stop()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def monotonic_ns(self) -> int:
-        return int(self.now * 1e9)
 
 
 def test_500_frames_on_the_direct_path_do_not_wake_the_writer_thread() -> None:
