@@ -7,9 +7,10 @@
     coplay-host revoke --config host.toml USER
     coplay-host invites --config host.toml
 
-The daemon: builds the collaborators (config, logging with redaction,
-credentials, link, sink, notifier) and runs :class:`~host.daemon.HostDaemon`
-until SIGTERM/SIGINT. The invite commands live in :mod:`host.invites`.
+The daemon: :func:`serve` builds the collaborators (credentials, notifier,
+clock, fault counter, sink, seat table, pad writer, link factory, intake) and
+hands them to :class:`~host.daemon.HostDaemon`, which runs until SIGTERM/SIGINT.
+The invite commands live in :mod:`host.invites`.
 """
 
 from __future__ import annotations
@@ -24,16 +25,20 @@ from contextlib import contextmanager
 from types import FrameType
 
 from host.daemon import HostDaemon
+from host.faults import Faults
+from host.intake import Intake
 from host.notify import notifier_from_env
+from host.parts import HostParts
+from host.seats import SeatTable
 from host.sinks import make_sink
-from host.sinks.base import Sink
+from host.writer import PadWriter
 from relay.clock import SystemClock
 from relay.commandline import base_parser, config_path, json_logs, run
 from relay.config import HostConfig, check_sink, load_host_config
 from relay.errors import ConfigError, UsageError
 from relay.invites import MAX_INVITE_USES, parse_duration
 from relay.link import Link
-from relay.linkstatus import LinkLike, LinkStatus, Message, MessageHandler
+from relay.linkstatus import LinkLike, Message, MessageHandler
 from relay.logs import Redactor, configure_logging
 from relay.permissions import permission_warnings
 from relay.tokens import credential_source
@@ -58,14 +63,26 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def serve(config: HostConfig, sink_spec: str, redactor: Redactor) -> int:
+    """Build the daemon's collaborators, run it until SIGTERM/SIGINT, release them."""
+    settings = config.host
     topics = Topics(config.link.topic_prefix, config.link.session)
     credentials = credential_source(config.link, redactor)
     notifier = notifier_from_env(os.environ)
-    daemon_box: list[HostDaemon] = []
-
-    def forward_rumble(seat: int, frame: object) -> None:
-        if daemon_box:
-            daemon_box[0].on_rumble(seat, frame)  # type: ignore[arg-type]
+    clock = SystemClock()
+    faults = Faults()
+    sink = make_sink(
+        sink_spec,
+        rumble_cap_ms=settings.rumble_cap_ms,
+        device_id=config.link.device_id,
+        faults=faults,
+    )
+    table = SeatTable(
+        settings.seats,
+        settings.allowed(),
+        stale_s=settings.stale_ms / 1000,
+        idle_s=settings.idle_s,
+    )
+    writer = PadWriter(table, sink, clock, faults)
 
     def make_link(
         *,
@@ -73,7 +90,6 @@ def serve(config: HostConfig, sink_spec: str, redactor: Redactor) -> int:
         subscriptions: Sequence[tuple[str, int]],
         will: Message,
         on_connect: Callable[[], None],
-        on_status: Callable[[LinkStatus], None],
     ) -> LinkLike:
         return Link(
             config.link,
@@ -82,17 +98,10 @@ def serve(config: HostConfig, sink_spec: str, redactor: Redactor) -> int:
             subscriptions=subscriptions,
             will=will,
             on_connect=on_connect,
-            on_status=on_status,
         )
 
-    sink: Sink = make_sink(
-        sink_spec,
-        on_rumble=forward_rumble,
-        rumble_cap_ms=config.host.rumble_cap_ms,
-        device_id=config.link.device_id,
-    )
-    daemon = HostDaemon(config.host, topics, sink, make_link, SystemClock(), notifier)
-    daemon_box.append(daemon)
+    parts = HostParts(writer, sink, make_link, clock, notifier, Intake(), faults)
+    daemon = HostDaemon(settings, topics, parts)
     stop = threading.Event()
     try:
         with stop_on_signals(stop):
@@ -130,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 sink_spec = check_sink(args.sink)
             except ValueError as exc:
-                raise ConfigError(f"--sink: {exc}") from None
+                raise ConfigError(f"--sink: {exc}") from exc
         if args.check:
             for warning in permission_warnings(config.path):
                 print(warning, file=sys.stderr)

@@ -1,56 +1,47 @@
-"""The host daemon's wiring: link -> checks -> decode -> seat table -> queue -> sink.
+"""The host daemon: link -> checks -> decode -> pad writer (seat table, queue) -> sink.
 
-Threads:
+Its collaborators come from the entry point (:func:`host.cli.serve`) as
+:class:`~host.parts.HostParts`: the pad writer (which owns the seat table), the
+sink, a link factory, the clock, the notifier, the intake budgets and the fault
+counter. Threads, and what each owns:
 
 - paho's network thread runs :meth:`HostDaemon.on_message` for every frame on
-  ``{prefix}/{session}/in/+``: size and retained checks, decode, the seat table
-  and the queue, all without touching a device; replies (Welcome, Reject, Pong)
-  and HostState go out from there too.
-- the pad writer (:class:`~host.writer.PadWriter`) applies states to the sink and
-  runs the stale/idle timers.
+  ``{prefix}/{session}/in/+``: size and retained checks, the intake budget
+  (:class:`~host.intake.Intake`, this thread's alone), decode, then
+  :meth:`~host.writer.PadWriter.submit`; replies and HostState go out through
+  the :class:`~host.outbox.Outbox`. Drops before the table are counted in a
+  :class:`~host.drops.DropCounter` (its own lock). It also runs :meth:`on_connect`.
+- the pad writer's thread applies queued states and runs the stale/idle timers;
+  the seat table and queue are the writer's, behind its private lock.
+- the uinput sink's force-feedback thread calls :meth:`on_rumble`.
 - the main thread (:meth:`HostDaemon.run`) waits for a stop request, pings
-  systemd's watchdog, logs the status line and the drop counters, and on stop
-  drives every pad neutral, publishes HostState offline (retained) and closes
-  the pads (host rule 7).
+  systemd's watchdog, logs the status line from snapshots, and on stop drives
+  every pad neutral, publishes HostState offline (retained) and closes the pads
+  (host rule 7).
 
-Pads exist from start-up, one per seat, and stay through guest changes and
-broker outages (rule 8): only :meth:`run`'s end closes them.
+An exception in a callback on a library's thread is counted in
+:class:`~host.faults.Faults` and shows in the status line. Pads exist from
+start-up, one per seat, and stay through guest changes and broker outages
+(rule 8): only :meth:`run`'s end closes them.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
-from host.intake import Intake
-from host.notify import Notifier
-from host.seats import DropReason, Effect, Reply, SeatChange, SeatTable, merge_counts
-from host.sinks.base import REASON_SHUTDOWN, FrameMeta, Sink
-from host.status import seat_lines, status_text
-from host.writer import PadWriter
-from relay.clock import Clock
+from host.drops import DropCounter, DropReason, HostDrop
+from host.outbox import Outbox
+from host.parts import HostParts
+from host.status import StatusReport
 from relay.config import HostSection
 from relay.errors import CoplayError
-from relay.frames import MAX_PAYLOAD, Drop, FrameCodec, HostState, Reject, RejectCode, Rumble
-from relay.linkstatus import LinkLike, LinkState, LinkStatus, Message, MessageHandler
+from relay.frames import MAX_PAYLOAD, Drop, FrameCodec, Rumble
+from relay.linkstatus import LinkLike
 from relay.logs import Throttle
 from relay.topics import Topics
-
-
-class LinkFactory(Protocol):
-    def __call__(
-        self,
-        *,
-        on_message: MessageHandler,
-        subscriptions: Sequence[tuple[str, int]],
-        will: Message,
-        on_connect: Callable[[], None],
-        on_status: Callable[[LinkStatus], None],
-    ) -> LinkLike: ...
 
 
 class HostDaemon:
@@ -60,215 +51,156 @@ class HostDaemon:
         self,
         settings: HostSection,
         topics: Topics,
-        sink: Sink,
-        make_link: LinkFactory,
-        clock: Clock,
-        notifier: Notifier,
+        parts: HostParts,
         *,
         codec: FrameCodec | None = None,
         logger: Any = None,
     ) -> None:
         self._settings = settings
         self._topics = topics
-        self._sink = sink
-        self._make_link = make_link
-        self._clock = clock
-        self._notifier = notifier
+        self._parts = parts
         self._codec = codec or FrameCodec()
-        self._log = logger if logger is not None else structlog.get_logger("host")
-        self.table = SeatTable(
-            settings.seats,
-            settings.allowed(),
-            stale_s=settings.stale_ms / 1000,
-            idle_s=settings.idle_s,
-        )
-        self.writer = PadWriter(self.table, sink, clock, on_actions=self._carry_out)
-        self.intake = Intake()  # per-user frame budget, Reject limits (network thread)
+        self._log = log = logger if logger is not None else structlog.get_logger("host")
         allowed = settings.allowed()
         self._allowed = frozenset(allowed) if allowed else None  # None: first come
-        self._drops: Counter[str] = Counter()  # before the seat table (network thread only)
-        self._throttle = Throttle(10.0)
-        self._state_lock = threading.Lock()  # HostState publishes go out in order
+        self._drops = DropCounter()  # dropped before the seat table
+        self._throttle = Throttle(10.0)  # frame_dropped lines (network thread)
+        writer, intake = parts.writer, parts.intake
+        self._outbox = Outbox(topics, settings.seats, writer, intake, parts.clock, self._codec, log)
+        self._report = StatusReport(parts, self._drops, log)
         self._ready = threading.Event()
         self._link: LinkLike | None = None
-        self._link_text = "starting"
-        self._last_status = ""
-        self._host_topic = topics.host
 
-    # ------------------------------------------------------------------ network thread
+    # ------------------------------------------------------------------ library threads
 
     def on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         """One message on ``in/+`` (paho's network thread: never blocks on a device)."""
-        if len(payload) > MAX_PAYLOAD:
-            self._drop(DropReason.OVERSIZED, topic)
-            return
-        if retained:
-            self._drop(DropReason.RETAINED, topic)
-            return
-        user = self._topics.input_user(topic)
-        if user is None:
-            self._drop(DropReason.BAD_TOPIC, topic)
-            return
-        now = self._clock.monotonic()
-        if not self.intake.admit(user, len(payload), now):
-            return  # counted there: one user's flood is dropped before decoding
-        allowed = self._allowed
-        if allowed is not None and user not in allowed and not self.intake.reject_due(user, now):
-            self._drops[DropReason.NOT_ALLOWED] += 1  # rule 2: not decoded, not answered
-            return
-        frame = self._codec.decode(payload)
-        if isinstance(frame, Drop):
-            self._drop(frame.value, topic)
-            return
-        rest = self.writer.submit(user, frame, now)
-        if rest:
-            self._carry_out(rest)
+        parts = self._parts
+        try:
+            if len(payload) > MAX_PAYLOAD:
+                self._drop(Drop.OVERSIZED, topic)
+                return
+            if retained:
+                self._drop(HostDrop.RETAINED, topic)
+                return
+            user = self._topics.input_user(topic)
+            if user is None:
+                self._drop(HostDrop.BAD_TOPIC, topic)
+                return
+            now = parts.clock.monotonic()
+            intake = parts.intake
+            if not intake.admit(user, len(payload), now):
+                return  # counted there: one user's flood is dropped before decoding
+            allowed = self._allowed
+            if allowed is not None and user not in allowed and not intake.reject_due(user, now):
+                self._drops.add(HostDrop.NOT_ALLOWED)  # rule 2: not decoded, not answered
+                return
+            frame = self._codec.decode(payload)
+            if isinstance(frame, Drop):
+                self._drop(frame, topic)
+                return
+            rest = parts.writer.submit(user, frame, now)
+            if rest:
+                self._outbox.carry_out(rest)
+        except Exception as exc:
+            parts.faults.record("on_message", exc)
 
-    def _drop(self, reason: str, topic: str) -> None:
-        self._drops[reason] += 1
+    def _drop(self, reason: DropReason, topic: str) -> None:
+        self._drops.add(reason)
         if self._throttle.allow(reason):
-            self._log.info("frame_dropped", reason=reason, user=self._topics.input_user(topic))
-
-    def _carry_out(self, actions: Sequence[Effect]) -> None:
-        """Replies, seat changes and HostState (network or writer thread)."""
-        seats_changed = False
-        for action in actions:
-            if isinstance(action, Reply):
-                if isinstance(action.frame, Reject):
-                    self._reject(action.user, action.frame, action.qos)
-                else:
-                    self._send(action.user, action.frame, action.qos)
-            elif isinstance(action, SeatChange):
-                seats_changed = True
-                self._log.info(
-                    action.event,
-                    seat=action.seat,
-                    user=action.user,
-                    epoch=action.epoch,
-                    why=action.why,
-                )
-        if seats_changed:
-            self._publish_state()
-
-    def _reject(self, user: str, frame: Reject, qos: int) -> None:
-        """A Reject and its log line, within the per-user and global limits (rule 2)."""
-        payload = self._codec.encode(frame)
-        if not self.intake.may_reject(user, len(payload), self._clock.monotonic()):
-            self.writer.forget_reject(user, frame.epoch, RejectCode(frame.code))
-            return
-        link = self._link
-        if link is not None:
-            link.publish(self._topics.output(user), payload, qos)
-        self._log.info("guest_rejected", user=user, code=frame.code, why=frame.reason)
-
-    def _send(self, user: str, frame: Any, qos: int) -> None:
-        link = self._link
-        if link is not None:
-            link.publish(self._topics.output(user), self._codec.encode(frame), qos)
-
-    def _publish_state(self) -> None:
-        link = self._link
-        if link is None:
-            return
-        with self._state_lock:
-            with self.writer.cond:
-                seats = self.table.occupancy()
-            link.publish(self._host_topic, self._codec.encode(HostState(True, seats)), 1, True)
+            self._log.info("frame_dropped", reason=str(reason), user=self._topics.input_user(topic))
 
     def on_connect(self) -> None:
         """Connected and subscribed: HostState online; the first time, tell systemd."""
-        self._publish_state()
-        if not self._ready.is_set():
-            self._ready.set()
-            self._notifier.notify("READY=1")
-            self._log.info("host_ready", topic=self._topics.inputs)
-
-    def on_status(self, status: LinkStatus) -> None:
-        self._link_text = status.state.value
-        if status.reason and status.state is not LinkState.CONNECTED:
-            self._link_text += f" ({status.reason})"
+        try:
+            self._outbox.publish_state()
+            if not self._ready.is_set():
+                self._ready.set()
+                self._parts.notifier.notify("READY=1")
+                self._log.info("host_ready", topic=self._topics.inputs)
+        except Exception as exc:
+            self._parts.faults.record("on_connect", exc)
 
     def on_rumble(self, seat: int, frame: Rumble) -> None:
         """A game's rumble on seat ``seat``'s pad: forward it to that seat's guest."""
-        with self.writer.cond:
-            user = self.table.user_at(seat)
+        user = self._parts.writer.user_at(seat)
         if user is not None:
-            self._send(user, frame, 0)
+            self._outbox.send(user, frame, 0)
 
     # ------------------------------------------------------------------ main thread
 
-    def offline_state(self) -> Message:
-        free = [(seat, "") for seat in self.table.seats]
-        return Message(self._host_topic, self._codec.encode(HostState(False, free)), 1, True)
-
     def run(self, stop: threading.Event) -> int:
         """Open the pads, connect, serve until ``stop`` is set; then shut down cleanly."""
+        settings, parts = self._settings, self._parts
         try:
-            for seat in self._settings.seats:
-                self._sink.open(seat)
+            for seat in settings.seats:
+                parts.sink.open(seat, self.on_rumble)
         except BaseException:
-            self._sink.close()
+            parts.sink.close()
             raise
-        if self.table.first_come:
+        if not self._allowed:
             self._log.warning(
                 "first_come_first_served",
                 hint="allow is empty: any user who can reach the session may take a seat",
             )
         self._log.info(
             "host_started",
-            seats=list(self._settings.seats),
-            allow=list(self._settings.allow),
-            stale_ms=self._settings.stale_ms,
-            idle_s=self._settings.idle_s,
+            seats=list(settings.seats),
+            allow=list(settings.allow),
+            stale_ms=settings.stale_ms,
+            idle_s=settings.idle_s,
         )
-        self.writer.start()
         failure: CoplayError | None = None
         try:
-            self._link = self._make_link(
+            parts.writer.start(self._outbox.carry_out)
+            link = parts.make_link(
                 on_message=self.on_message,
                 subscriptions=[(self._topics.inputs, 1)],
-                will=self.offline_state(),
+                will=self._outbox.offline_state(),
                 on_connect=self.on_connect,
-                on_status=self.on_status,
             )
-            self._link.start()
-            failure = self._serve(stop)
+            self._link = link
+            self._outbox.attach(link)
+            link.start()
+            failure = self._serve(stop, link)
         finally:
             self._shutdown()
         if failure is not None:
             raise failure
         return 0
 
-    def _serve(self, stop: threading.Event) -> CoplayError | None:
-        link = self._link
-        assert link is not None
+    def _serve(self, stop: threading.Event, link: LinkLike) -> CoplayError | None:
+        clock, notifier, writer = self._parts.clock, self._parts.notifier, self._parts.writer
         interval = self._settings.status_interval_s
-        watchdog_s = self._notifier.watchdog_s
-        now = self._clock.monotonic()
+        watchdog_s = notifier.watchdog_s
+        now = clock.monotonic()
         next_status = now + interval if interval > 0 else None
         last_status = now
         next_watchdog = now
         while True:
-            now = self._clock.monotonic()
+            now = clock.monotonic()
+            stats = writer.stats()
             if watchdog_s is not None and now >= next_watchdog:
-                if self._healthy(link, now, watchdog_s):
-                    self._notifier.notify("WATCHDOG=1")
+                writer_ok = stats.alive and now - stats.beat < max(2 * watchdog_s, 2.0)
+                sink_ok = stats.sink.failing_since is None
+                if writer_ok and sink_ok and not link.status.state.final:
+                    notifier.notify("WATCHDOG=1")
                 next_watchdog = now + watchdog_s
             if next_status is not None and now >= next_status:
-                self._status(now - last_status)
+                self._report.log(now - last_status, link.status)
                 last_status = now
                 next_status = now + interval
-            self._notify_status()
+            self._report.notify(link.status)
             failure = link.failure
             if failure is not None:  # an AuthError ends in exit 77
                 return failure
-            if not self.writer.alive:
-                return CoplayError(f"the pad writer stopped: {self.writer.failed!r}")
-            failing = self.writer.failing_since
+            if not stats.alive:
+                return CoplayError(f"the pad writer stopped: {stats.failed}")
+            failing = stats.sink.failing_since
             if failing is not None and now - failing >= self._settings.sink_fail_s:
                 return CoplayError(
                     f"every pad write failed for {self._settings.sink_fail_s:g} s "
-                    f"({self.writer.sink_error}); exiting so the service restarts"
+                    f"({stats.sink.error}); exiting so the service restarts"
                 )
             waits = [1.0]
             if watchdog_s is not None:
@@ -278,86 +210,15 @@ class HostDaemon:
             if stop.wait(max(0.01, min(waits))):
                 return None
 
-    def _healthy(self, link: LinkLike, now: float, watchdog_s: float) -> bool:
-        writer_ok = self.writer.alive and now - self.writer.beat < max(2 * watchdog_s, 2.0)
-        sink_ok = self.writer.failing_since is None
-        return writer_ok and sink_ok and not link.status.state.final
-
-    def _sink_text(self) -> str:
-        """ "" while pad writes succeed, else what failed (for the status line)."""
-        if self.writer.failing_since is None:
-            return ""
-        return f"sink failing ({self.writer.sink_error})"
-
     def drops(self) -> dict[str, int]:
-        with self.writer.cond:
-            table = list(self.table.drops.items())
-            queue = self.writer.queue
-            extra = [("queue_overflow", queue.overflow)] if queue.overflow else []
-        over = self.intake.over_budget
-        if over:
-            extra.append(("over_budget", over))
-        return merge_counts(list(self._drops.items()), table, extra)
-
-    def _status(self, elapsed: float) -> None:
-        stats = self.writer.take_stats()
-        with self.writer.cond:
-            occupancy = self.table.occupancy()
-            stale = {seat: self.table.is_stale(seat) for seat, _ in occupancy}
-            coalesced = self.writer.queue.coalesced
-        lines = seat_lines(
-            occupancy,
-            {seat: s.frames for seat, s in stats.items()},
-            {seat: s.latencies for seat, s in stats.items()},
-            stale,
-            elapsed,
-        )
-        drops = self.drops()
-        self._log.info(
-            "host_status",
-            status=status_text(lines, self._link_text, drops, self._sink_text()),
-            seats=[
-                {"seat": x.seat, "user": x.user or None, "fps": x.fps, "lat_p50_ms": x.lat_p50_ms}
-                for x in lines
-            ],
-            link=self._link_text,
-            drops=drops,
-            coalesced=coalesced,
-            sink_errors=self.writer.sink_errors,
-            intake=self.intake.counts(),
-        )
-
-    def _notify_status(self) -> None:
-        with self.writer.cond:
-            occupancy = self.table.occupancy()
-        seats = ", ".join(f"P{seat} {user or 'free'}" for seat, user in occupancy)
-        text = f"STATUS={seats}; link {self._link_text}"
-        sink = self._sink_text()
-        if sink:
-            text += f"; {sink}"
-        if text != self._last_status:
-            self._last_status = text
-            self._notifier.notify(text)
+        """Every drop counter so far, by reason."""
+        return self._report.drops()
 
     def _shutdown(self) -> None:
         """Rule 7: every pad neutral, HostState offline (retained), pads closed."""
-        self._notifier.notify("STOPPING=1")
-        self.writer.stop()
-        with self.writer.cond:
-            owners = {
-                seat: (self.table.user_at(seat), self.table.epoch_at(seat))
-                for seat in self.table.seats
-            }
-        for seat, (user, epoch) in owners.items():
-            try:
-                self._sink.neutral(
-                    seat,
-                    REASON_SHUTDOWN,
-                    FrameMeta(user, epoch, None, None, self._clock.monotonic_ns(), None),
-                )
-            except Exception:
-                self._log.exception("pad_neutral_failed", seat=seat)
+        self._parts.notifier.notify("STOPPING=1")
+        self._parts.writer.stop()  # its last act: every pad neutral
         if self._link is not None:
-            self._link.stop(final=[self.offline_state()])
-        self._sink.close()
+            self._link.stop(final=[self._outbox.offline_state()])
+        self._parts.sink.close()
         self._log.info("host_stopped", drops=self.drops())

@@ -1,10 +1,22 @@
-"""The streamer's view at a glance: who sits where, frames per second, latency, drops."""
+"""The streamer's view at a glance: who sits where, frames per second, latency, drops.
+
+:func:`status_text` formats the one line; :class:`StatusReport` gathers what it
+shows from snapshots (the writer's :meth:`~host.writer.PadWriter.stats`, the
+intake's, the drop and fault counters', the link's status) on the main thread,
+and logs it (``host_status``) or tells systemd (``STATUS=``).
+"""
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from host.drops import DropCounter, merge_counts
+from host.parts import HostParts
+from host.writerstats import WriterStats
+from relay.linkstatus import LinkState, LinkStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +54,16 @@ def seat_lines(
 
 
 def status_text(
-    lines: Sequence[SeatLine], link: str, drops: Mapping[str, int], sink: str = ""
+    lines: Sequence[SeatLine],
+    link: str,
+    drops: Mapping[str, int],
+    sink: str = "",
+    callback_errors: int = 0,
 ) -> str:
     """One short line: ``P2 alice 60.0/s p50 0.41ms | P3 free | link connected | drops 3``.
 
-    ``sink``, when not empty, says the pad writes fail (``sink failing (...)``).
+    ``sink``, when not empty, says the pad writes fail (``sink failing (...)``);
+    ``callback_errors`` (exceptions in callbacks, see :mod:`host.faults`) shows when not 0.
     """
     parts = []
     for line in lines:
@@ -63,4 +80,83 @@ def status_text(
     if sink:
         parts.append(sink)
     parts.append(f"drops {sum(drops.values())}")
+    if callback_errors:
+        parts.append(f"callback errors {callback_errors}")
     return " | ".join(parts)
+
+
+def link_text(status: LinkStatus) -> str:
+    """``connected``, or ``reconnecting (connection refused)``: the state and why."""
+    if status.reason and status.state is not LinkState.CONNECTED:
+        return f"{status.state.value} ({status.reason})"
+    return status.state.value
+
+
+def sink_text(stats: WriterStats) -> str:
+    """ "" while pad writes succeed, else what failed (for the status line)."""
+    if stats.sink.failing_since is None:
+        return ""
+    return f"sink failing ({stats.sink.error})"
+
+
+class StatusReport:
+    """The ``host_status`` log line and systemd's ``STATUS=``, read from snapshots."""
+
+    def __init__(self, parts: HostParts, drops: DropCounter, logger: Any) -> None:
+        self._writer, self._intake, self._faults = parts.writer, parts.intake, parts.faults
+        self._notifier = parts.notifier
+        self._drops = drops  # the daemon's, before the seat table
+        self._log = logger
+        self._last_notified = ""
+
+    def drops(self, stats: WriterStats | None = None) -> dict[str, int]:
+        """Every drop counter as one sorted dict: the daemon's, the table's, the queue's..."""
+        stats = stats if stats is not None else self._writer.stats()
+        over = self._intake.counts()["over_budget"]
+        extra = [("over_budget", over)] if over else []
+        return merge_counts(self._drops.snapshot().items(), stats.drops.items(), extra)
+
+    def log(self, elapsed: float, link: LinkStatus) -> None:
+        """The ``host_status`` line for the last ``elapsed`` seconds."""
+        stats = self._writer.stats()
+        per_seat = self._writer.take_seat_stats()
+        lines = seat_lines(
+            stats.occupancy(),
+            {seat: s.frames for seat, s in per_seat.items()},
+            {seat: s.latencies for seat, s in per_seat.items()},
+            {view.seat: view.stale for view in stats.seats},
+            elapsed,
+        )
+        drops = self.drops(stats)
+        faults = self._faults.counts()
+        text = link_text(link)
+        self._log.info(
+            "host_status",
+            status=status_text(lines, text, drops, sink_text(stats), sum(faults.values())),
+            seats=[
+                {"seat": x.seat, "user": x.user or None, "fps": x.fps, "lat_p50_ms": x.lat_p50_ms}
+                for x in lines
+            ],
+            link=text,
+            drops=drops,
+            coalesced=stats.coalesced,
+            sink_errors=stats.sink.errors,
+            writer_wakeups=stats.wakeups,
+            callback_errors=faults,
+            intake=self._intake.counts(),
+        )
+
+    def notify(self, link: LinkStatus) -> None:
+        """``STATUS=`` for systemd, when it changed."""
+        stats = self._writer.stats()
+        seats = ", ".join(f"P{seat} {user or 'free'}" for seat, user in stats.occupancy())
+        text = f"STATUS={seats}; link {link_text(link)}"
+        sink = sink_text(stats)
+        if sink:
+            text += f"; {sink}"
+        errors = sum(self._faults.counts().values())
+        if errors:
+            text += f"; callback errors {errors}"
+        if text != self._last_notified:
+            self._last_notified = text
+            self._notifier.notify(text)

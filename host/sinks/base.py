@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, NamedTuple, Protocol
 
-from relay.frames import PadState
+from relay.frames import PadState, Rumble
 
 REASON_INPUT: Final = "input"
 REASON_STALE: Final = "stale"
 REASON_BYE: Final = "bye"
 REASON_SHUTDOWN: Final = "shutdown"
+
+
+# (seat, frame): a game's force feedback on that seat's pad, for its guest
+RumbleCallback = Callable[[int, Rumble], None]
 
 
 class FrameMeta(NamedTuple):
@@ -33,8 +38,12 @@ class Sink(Protocol):
     :mod:`host.writer`); without it, every state goes through the writer thread.
     """
 
-    def open(self, seat: int) -> None:
-        """Create seat ``seat``'s pad (DeviceError when that is impossible)."""
+    def open(self, seat: int, on_rumble: RumbleCallback) -> None:
+        """Create seat ``seat``'s pad (DeviceError when that is impossible).
+
+        What a game sends back to the pad (rumble) goes to ``on_rumble``, on a thread
+        of the sink's; sinks without force feedback never call it.
+        """
         ...
 
     def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None: ...

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from host.sinks.base import REASON_INPUT, FrameMeta
+from host.sinks.base import REASON_INPUT, FrameMeta, RumbleCallback
 from relay.errors import ConfigError
 from relay.frames import NEUTRAL, PadState
 
@@ -46,7 +46,7 @@ class JsonlSink:
         self._fd = -1
         self._encoder = msgspec.json.Encoder()
 
-    def open(self, seat: int) -> None:
+    def open(self, seat: int, on_rumble: RumbleCallback) -> None:
         if self._fd >= 0:
             return
         try:
@@ -56,40 +56,27 @@ class JsonlSink:
         except OSError as exc:
             raise ConfigError(
                 f"sink jsonl:{self._path}: cannot open for writing: {exc.strerror or exc}"
-            ) from None
-
-    def _write(self, line: JsonlLine) -> None:
-        os.write(self._fd, self._encoder.encode(line) + b"\n")
+            ) from exc
 
     def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None:
-        self._write(
-            JsonlLine(
-                meta.now_ns,
-                seat,
-                meta.user,
-                meta.epoch,
-                meta.seq,
-                state.buttons,
-                state.axes,
-                REASON_INPUT,
-                meta.lat_us,
-            )
-        )
+        self._write(seat, state, REASON_INPUT, meta)
 
     def neutral(self, seat: int, reason: str, meta: FrameMeta) -> None:
-        self._write(
-            JsonlLine(
-                meta.now_ns,
-                seat,
-                meta.user,
-                meta.epoch,
-                None,
-                0,
-                NEUTRAL.axes,
-                reason,
-                None,
-            )
+        self._write(seat, NEUTRAL, reason, meta._replace(seq=None, lat_us=None))
+
+    def _write(self, seat: int, state: PadState, reason: str, meta: FrameMeta) -> None:
+        line = JsonlLine(
+            meta.now_ns,
+            seat,
+            meta.user,
+            meta.epoch,
+            meta.seq,
+            state.buttons,
+            state.axes,
+            reason,
+            meta.lat_us,
         )
+        os.write(self._fd, self._encoder.encode(line) + b"\n")
 
     def close(self) -> None:
         if self._fd >= 0:

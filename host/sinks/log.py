@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from host.sinks.base import FrameMeta
+from host.sinks.base import FrameMeta, RumbleCallback
 from relay.frames import Button, PadState
 from relay.logs import Throttle
 
@@ -30,7 +30,7 @@ class LogSink:
         self._buttons: dict[int, int | None] = {}
         self._throttle = Throttle(throttle_s)
 
-    def open(self, seat: int) -> None:
+    def open(self, seat: int, on_rumble: RumbleCallback) -> None:
         self._buttons[seat] = None
         self._log.info("pad_created", seat=seat, sink="log")
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from host.sinks.base import FrameMeta
+from host.sinks.base import FrameMeta, RumbleCallback
 from relay.frames import PadState
 
 
 class NullSink:
     nonblocking = True
 
-    def open(self, seat: int) -> None:
+    def open(self, seat: int, on_rumble: RumbleCallback) -> None:
         pass
 
     def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None:

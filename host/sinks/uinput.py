@@ -8,7 +8,9 @@ state with its SYN_REPORT. A small thread reads what games send back to each
 pad: force-feedback uploads and erases (answered through the
 ``UI_BEGIN/END_FF_*`` ioctls, with the request id set from the event) and
 play/stop events, which :class:`~host.sinks.xpad.RumbleMapper` turns into
-Rumble frames for ``on_rumble(seat, frame)``.
+Rumble frames for the ``on_rumble(seat, frame)`` given to :meth:`UInputSink.open`.
+An exception on that thread (a device error, or one from ``on_rumble``) is
+counted in :class:`~host.faults.Faults` and the thread goes on.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import Any, Final, NamedTuple, Protocol, cast
 
 import structlog
 
+from host.faults import Faults
 from host.sinks import xpad
-from host.sinks.base import FrameMeta
+from host.sinks.base import FrameMeta, RumbleCallback
 from relay.errors import DeviceError
 from relay.frames import NEUTRAL, PadState, Rumble
 from relay.logs import Throttle
@@ -33,8 +36,6 @@ from relay.logs import Throttle
 DEVNODE: Final = "/dev/uinput"
 _EVENT = struct.Struct("@llHHi")  # struct input_event: timeval, type, code, value
 _SYN: Final = _EVENT.pack(0, 0, xpad.EV_SYN, xpad.SYN_REPORT, 0)
-
-RumbleCallback = Callable[[int, Rumble], None]
 
 
 class Upload(NamedTuple):
@@ -100,11 +101,11 @@ class EvdevPad:
         try:
             import evdev  # noqa: PLC0415 (optional dependency, Linux only)
             from evdev import ff  # noqa: PLC0415
-        except ImportError:
+        except ImportError as exc:
             raise DeviceError(
                 "cannot create a virtual pad: python-evdev is not installed; "
                 "install it with pip install 'coplay[uinput]'"
-            ) from None
+            ) from exc
 
         class _UInput(evdev.UInput):
             def _find_device(self, fd: int) -> None:  # type: ignore[override]
@@ -187,34 +188,34 @@ def unpack_events(data: bytes) -> list[xpad.Event]:
 
 
 class UInputSink:
-    """A virtual pad per seat; game rumble goes back to ``on_rumble``."""
+    """A virtual pad per seat; game rumble goes back to each pad's ``on_rumble``."""
 
     nonblocking = True  # an O_NONBLOCK fd
 
     def __init__(
         self,
-        on_rumble: RumbleCallback,
         rumble_cap_ms: int,
         device_id: str = "host",
         pad_factory: PadFactory = EvdevPad,
+        faults: Faults | None = None,
     ) -> None:
-        self._on_rumble = on_rumble
+        self._faults = faults if faults is not None else Faults()  # default: counted, logged
         self._device_id = device_id  # the host's: each pad's phys derives from it and the seat
         self._cap = rumble_cap_ms
         self._factory = pad_factory
         self._pads: dict[int, Pad] = {}
         self._state: dict[int, PadState] = {}
-        self._rumble: dict[int, xpad.RumbleMapper] = {}
+        self._rumble: dict[int, tuple[xpad.RumbleMapper, RumbleCallback]] = {}
         self._log = structlog.get_logger("host.uinput")
         self._throttle = Throttle(10.0)
         self._wake_r, self._wake_w = os.pipe()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def open(self, seat: int) -> None:
+    def open(self, seat: int, on_rumble: RumbleCallback) -> None:
         pad = self._factory(seat, xpad.pad_phys(self._device_id, seat))
         self._pads[seat] = pad
-        self._rumble[seat] = xpad.RumbleMapper(self._cap)
+        self._rumble[seat] = (xpad.RumbleMapper(self._cap), on_rumble)
         if self._write(seat, xpad.state_events(NEUTRAL)):
             self._state[seat] = NEUTRAL
         self._log.info("pad_created", seat=seat, name=xpad.pad_name(seat))
@@ -267,8 +268,10 @@ class UInputSink:
             by_fd = {pad.fileno(): (seat, pad) for seat, pad in list(self._pads.items())}
             try:
                 ready, _, _ = select.select([self._wake_r, *by_fd], [], [], 1.0)
-            except (OSError, ValueError):
-                return  # closed under us: stopping
+            except (OSError, ValueError) as exc:
+                if not self._stop.is_set():  # closed under us is stopping; else say so
+                    self._faults.record("uinput_ff", exc)
+                return
             for fd in ready:
                 if fd == self._wake_r:
                     with contextlib.suppress(OSError):
@@ -277,12 +280,11 @@ class UInputSink:
                 seat, pad = by_fd[fd]
                 try:
                     self._ff_events(seat, pad, unpack_events(pad.read()))
-                except OSError as exc:
-                    if self._throttle.allow(f"ff{seat}"):
-                        self._log.warning("pad_ff_failed", seat=seat, error=str(exc))
+                except Exception as exc:  # a device error, or on_rumble's: counted, go on
+                    self._faults.record("uinput_ff", exc)
 
     def _ff_events(self, seat: int, pad: Pad, events: list[xpad.Event]) -> None:
-        mapper = self._rumble[seat]
+        mapper, on_rumble = self._rumble[seat]
         for etype, code, value in events:
             frame: Rumble | None = None
             if etype == xpad.EV_UINPUT and code == xpad.UI_FF_UPLOAD:
@@ -293,4 +295,4 @@ class UInputSink:
             elif etype == xpad.EV_FF:
                 frame = mapper.event(code, value)
             if frame is not None:
-                self._on_rumble(seat, frame)
+                on_rumble(seat, frame)

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from host.seats import DRIFT_SPAN_S, DRIFT_US_PER_S
+from host.lateness import DRIFT_SPAN_S, DRIFT_US_PER_S
 from relay.frames import Button, FrameCodec, Input, PadState, Ping, Reject
 from relay.serial32 import now_us32
 from relay.topics import Topics

@@ -88,8 +88,8 @@ def test_a_uinput_pad_press_wakes_the_loop_through_its_evdev_node(
     """The host's own uinput pad, read by SDL as a real controller: press -> frame, no poll."""
     pygame, sdl = sdl_pair
     seat = 3
-    sink = UInputSink(lambda seat, rumble: None, 500)
-    sink.open(seat)
+    sink = UInputSink(500)
+    sink.open(seat, lambda seat, rumble: None)
     source = None
     try:
         index = _sdl_index(pygame, sdl, xpad.pad_name(seat))

@@ -51,8 +51,8 @@ def pad() -> Iterator[tuple[UInputSink, list[Rumble], threading.Condition]]:
             got.append(frame)
             cond.notify_all()
 
-    sink = UInputSink(on_rumble, rumble_cap_ms=1000, device_id="host-devtest")
-    sink.open(7)
+    sink = UInputSink(rumble_cap_ms=1000, device_id="host-devtest")
+    sink.open(7, on_rumble)
     yield sink, got, cond
     sink.close()
 

@@ -8,6 +8,7 @@ import threading
 import pytest
 from evdev import ecodes
 
+from host.faults import Faults
 from host.sinks import xpad
 from host.sinks.base import FrameMeta
 from host.sinks.uinput import UInputSink, Upload, pack_events, uinput_fix, unpack_events
@@ -226,9 +227,9 @@ def test_uinput_sink_writes_diffs_and_forwards_game_rumble() -> None:
         pads[seat] = FakePad(seat)
         return pads[seat]
 
-    sink = UInputSink(on_rumble, rumble_cap_ms=1500, pad_factory=factory)
-    sink.open(2)
-    sink.open(3)
+    sink = UInputSink(rumble_cap_ms=1500, pad_factory=factory)
+    sink.open(2, on_rumble)
+    sink.open(3, on_rumble)
     try:
         assert unpack_events(pads[2].written[0])[:-1] == xpad.state_events(NEUTRAL)
         meta = FrameMeta("alice", 1, 1, 0, 0, None)
@@ -257,6 +258,46 @@ def test_uinput_sink_writes_diffs_and_forwards_game_rumble() -> None:
     assert pads[2].closed and pads[3].closed
 
 
+class FailingOnce:
+    """An on_rumble that raises on its first call and keeps the rest (awaitable)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.calls: list[Rumble] = []
+
+    def __call__(self, seat: int, frame: Rumble) -> None:
+        with self.cond:
+            self.calls.append(frame)
+            self.cond.notify_all()
+            first = len(self.calls) == 1
+        if first:
+            raise RuntimeError("the daemon's handler failed")
+
+    def wait(self, n: int) -> None:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.calls) >= n, 10)
+
+
+def test_an_exception_from_on_rumble_is_counted_and_the_reader_goes_on() -> None:
+    """The force-feedback thread survives a callback that raises; the count is in Faults."""
+    pad = FakePad(2)
+    faults = Faults()
+    on_rumble = FailingOnce()
+    sink = UInputSink(rumble_cap_ms=1500, pad_factory=lambda seat, phys: pad, faults=faults)
+    sink.open(2, on_rumble)
+    try:
+        pad.uploads[7] = Upload(0, ecodes.FF_RUMBLE, 0x8000, 0x100, 0)
+        os.write(pad.kernel, pack_events([(xpad.EV_UINPUT, xpad.UI_FF_UPLOAD, 7)]))
+        os.write(pad.kernel, pack_events([(xpad.EV_FF, 0, 1)]))
+        on_rumble.wait(1)
+        os.write(pad.kernel, pack_events([(xpad.EV_FF, 0, 0)]))  # after the failure
+        on_rumble.wait(2)
+    finally:
+        sink.close()
+    assert on_rumble.calls[1] == Rumble(0, 0, 0)
+    assert faults.counts() == {"uinput_ff": 1}
+
+
 def test_a_failed_write_is_resent_with_the_next_state() -> None:
     """A write the kernel refused is not taken as applied: the next diff still releases A."""
     pads: dict[int, FakePad] = {}
@@ -265,8 +306,8 @@ def test_a_failed_write_is_resent_with_the_next_state() -> None:
         pads[seat] = FakePad(seat)
         return pads[seat]
 
-    sink = UInputSink(lambda seat, frame: None, rumble_cap_ms=1500, pad_factory=factory)
-    sink.open(2)
+    sink = UInputSink(rumble_cap_ms=1500, pad_factory=factory)
+    sink.open(2, lambda seat, frame: None)
     try:
         pad = pads[2]
         meta = FrameMeta("alice", 1, 1, 0, 0, None)
@@ -313,9 +354,9 @@ def test_each_pad_has_a_phys_stable_per_host_and_seat() -> None:
             seen.append((device_id, seat, phys))
             return FakePad(seat)
 
-        sink = UInputSink(lambda seat, frame: None, 1000, device_id, pad_factory=factory)
-        sink.open(2)
-        sink.open(3)
+        sink = UInputSink(1000, device_id, pad_factory=factory)
+        sink.open(2, lambda seat, frame: None)
+        sink.open(3, lambda seat, frame: None)
         sink.close()
 
     opened("host-1a2b")

@@ -12,7 +12,12 @@ from host.sinks.base import FrameMeta
 from host.sinks.jsonl import JsonlSink
 from host.sinks.null import NullSink
 from relay.errors import ConfigError
-from relay.frames import PadState
+from relay.frames import PadState, Rumble
+
+
+def no_rumble(seat: int, frame: Rumble) -> None:
+    """A jsonl pad never rumbles."""
+
 
 KEYS = ["t_ns", "seat", "user", "epoch", "seq", "buttons", "axes", "reason", "lat_us"]
 
@@ -26,7 +31,7 @@ def read(path: Path) -> list[dict]:
 def test_input_line_has_every_field_in_order(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     sink = JsonlSink(path)
-    sink.open(2)
+    sink.open(2, no_rumble)
     sink.apply(
         2, PadState(5, -1, 2, -3, 4, 32767, 0), FrameMeta("alice", 123, 45, 99, 1_000_000, 250)
     )
@@ -51,7 +56,7 @@ def test_input_line_has_every_field_in_order(tmp_path: Path) -> None:
 def test_neutral_lines_carry_the_reason_and_nulls(tmp_path: Path, reason: str) -> None:
     path = tmp_path / "p.jsonl"
     sink = JsonlSink(path)
-    sink.open(3)
+    sink.open(3, no_rumble)
     sink.neutral(3, reason, FrameMeta(None, None, None, None, 7, None))
     sink.close()
     (line,) = read(path)
@@ -72,7 +77,7 @@ def test_lines_append_across_opens(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "p.jsonl"
     for n in range(2):
         sink = JsonlSink(path)
-        sink.open(2)
+        sink.open(2, no_rumble)
         sink.apply(2, PadState(n), FrameMeta("a", 1, n, 0, n, None))
         sink.close()
     assert [line["buttons"] for line in read(path)] == [0, 1]
@@ -81,15 +86,12 @@ def test_lines_append_across_opens(tmp_path: Path) -> None:
 def test_unwritable_path_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="cannot open"):
-        JsonlSink(tmp_path / "file" / "p.jsonl").open(2)
+        JsonlSink(tmp_path / "file" / "p.jsonl").open(2, no_rumble)
 
 
 def test_make_sink_picks_by_spec(tmp_path: Path) -> None:
-    def no_rumble(seat: int, frame: object) -> None:
-        pass
-
-    assert isinstance(make_sink("null", on_rumble=no_rumble, rumble_cap_ms=100), NullSink)
-    sink = make_sink(f"jsonl:{tmp_path / 'x.jsonl'}", on_rumble=no_rumble, rumble_cap_ms=100)
+    assert isinstance(make_sink("null", rumble_cap_ms=100), NullSink)
+    sink = make_sink(f"jsonl:{tmp_path / 'x.jsonl'}", rumble_cap_ms=100)
     assert isinstance(sink, JsonlSink)
     with pytest.raises(ValueError):
-        make_sink("jsonl:", on_rumble=no_rumble, rumble_cap_ms=100)
+        make_sink("jsonl:", rumble_cap_ms=100)

@@ -45,7 +45,7 @@ class Recorder:
 def test_log_sink_logs_button_changes_and_neutral() -> None:
     log = Recorder()
     sink = LogSink(log)
-    sink.open(2)
+    sink.open(2, lambda seat, frame: None)
     meta = FrameMeta("alice", 1, 1, 0, 0, 120)
     sink.apply(2, PadState(button_mask(Button.A, Button.DPAD_UP)), meta)
     sink.apply(2, PadState(button_mask(Button.A, Button.DPAD_UP), lx=5), meta)  # axes only
@@ -56,3 +56,11 @@ def test_log_sink_logs_button_changes_and_neutral() -> None:
     assert log.events[1][1]["buttons"] == "A+DPAD_UP"
     assert log.events[3][1]["reason"] == "bye"
     assert button_names(0) == "-"
+
+
+def test_status_line_counts_callback_errors_only_when_there_are_some() -> None:
+    lines = seat_lines([(2, "")], {}, {}, {}, 10.0)
+    assert status_text(lines, "connected", {}, callback_errors=3) == (
+        "P2 free | link connected | drops 0 | callback errors 3"
+    )
+    assert status_text(lines, "connected", {}) == "P2 free | link connected | drops 0"

@@ -10,9 +10,12 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from host.seats import Apply, Effect, Neutral, SeatTable
-from host.sinks.base import FrameMeta
-from host.writer import PadQueue, PadWriter
+from host.effects import Apply, Effect, Neutral
+from host.faults import Faults
+from host.padqueue import PadQueue
+from host.seats import SeatTable
+from host.sinks.base import FrameMeta, RumbleCallback
+from host.writer import PadWriter
 from relay.clock import SystemClock
 from relay.frames import Hello, Input, PadState
 
@@ -36,7 +39,7 @@ def test_axis_only_changes_coalesce_into_the_newest() -> None:
         q.push(item(2, seq, 0, lx=seq * 100))
     got = q.pop_all()
     assert [a.frame.seq for a in got] == [5]
-    assert q.coalesced == 4
+    assert q.counts().coalesced == 4
 
 
 def test_press_then_release_is_never_merged() -> None:
@@ -72,7 +75,7 @@ def test_overflow_drops_the_oldest_and_counts() -> None:
         q.push(item(2, seq, seq % 2))
     got = q.pop_all()
     assert [a.frame.seq for a in got] == [4, 5, 6, 7]
-    assert q.overflow == 3
+    assert q.counts().overflow == 3
 
 
 @settings(max_examples=300, deadline=None)
@@ -115,7 +118,7 @@ class RecordingSink:
         self.cond = threading.Condition()
         self.calls: list[tuple[str, int, object]] = []
 
-    def open(self, seat: int) -> None:
+    def open(self, seat: int, on_rumble: RumbleCallback) -> None:
         pass
 
     def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None:
@@ -142,8 +145,8 @@ def test_writer_applies_in_order_and_replies_go_to_the_handler() -> None:
     handled: list[Effect] = []
     table = SeatTable([2], {}, stale_s=5, idle_s=60)
     clock = SystemClock()
-    writer = PadWriter(table, sink, clock, on_actions=handled.extend)
-    writer.start()
+    writer = PadWriter(table, sink, clock, Faults())
+    writer.start(handled.extend)
     try:
         rest = writer.submit("alice", Hello(1, 1, "a", "b"), clock.monotonic())
         assert len(rest) == 2  # SeatChange + Welcome, for the caller
@@ -154,7 +157,7 @@ def test_writer_applies_in_order_and_replies_go_to_the_handler() -> None:
         assert seqs == sorted(seqs)
     finally:
         writer.stop()
-    assert not writer.alive
+    assert not writer.stats().alive
 
 
 def test_stale_timer_fires_with_no_frames_arriving() -> None:
@@ -162,14 +165,14 @@ def test_stale_timer_fires_with_no_frames_arriving() -> None:
     table = SeatTable([2], {}, stale_s=0.05, idle_s=1)
     clock = SystemClock()
     freed = threading.Event()
-    writer = PadWriter(table, sink, clock, on_actions=lambda actions: freed.set())
-    writer.start()
+    writer = PadWriter(table, sink, clock, Faults())
+    writer.start(lambda effects: freed.set())
     try:
         writer.submit("alice", Input.of(1, 1, 0, PadState(1)), clock.monotonic())
         calls = sink.wait(lambda c: ("neutral", 2, "stale") in c)
         assert calls[0] == ("apply", 2, 1)
         assert freed.wait(10)  # idle: the seat is freed
-        assert table.occupancy() == [(2, "")]
+        assert writer.occupancy() == [(2, "")]
     finally:
         writer.stop()
 
@@ -205,8 +208,8 @@ def test_fast_path_writes_on_the_submitting_thread_one_writer_at_a_time() -> Non
     sink = SlowCheckingSink()
     table = SeatTable([2], {}, stale_s=0.02, idle_s=60)  # stale neutrals race with the frames
     clock = SystemClock()
-    writer = PadWriter(table, sink, clock, on_actions=lambda actions: None)
-    writer.start()
+    writer = PadWriter(table, sink, clock, Faults())
+    writer.start(lambda effects: None)
     try:
         for seq in range(1, 2001):
             now = clock.monotonic()
@@ -221,3 +224,53 @@ def test_fast_path_writes_on_the_submitting_thread_one_writer_at_a_time() -> Non
     assert ("neutral", 2, "stale") in calls
     assert sink.overlaps == 0
     assert threading.current_thread().name in sink.threads  # the fast path was taken
+
+
+class ThreadRecordingSink(RecordingSink):
+    """Records which thread wrote each state; ``nonblocking`` picks the path."""
+
+    def __init__(self, nonblocking: bool) -> None:
+        super().__init__()
+        self.nonblocking = nonblocking
+        self.threads: set[str] = set()
+
+    def apply(self, seat: int, state: PadState, meta: FrameMeta) -> None:
+        self.threads.add(threading.current_thread().name)
+        super().apply(seat, state, meta)
+
+
+def _five_hundred_frames(nonblocking: bool) -> tuple[ThreadRecordingSink, PadWriter, list]:
+    sink = ThreadRecordingSink(nonblocking)
+    # stale_s and the heartbeat far off: no timer wakes the thread during the test
+    table = SeatTable([2], {}, stale_s=30, idle_s=60)
+    clock = SystemClock()
+    writer = PadWriter(table, sink, clock, Faults(), heartbeat_s=30)
+    writer.start(lambda effects: None)
+    try:
+        for seq in range(1, 501):
+            now = clock.monotonic()
+            writer.submit("alice", Input.of(1, seq, us(now), PadState(seq % 2)), now)
+            time.sleep(0.001)  # paced as a guest sends (1 ms apart): a wake-up has time to show
+        calls = sink.wait(lambda c: ("apply", 2, 500) in c)
+        return sink, writer, calls
+    finally:
+        writer.stop()
+
+
+def test_500_frames_on_the_direct_path_do_not_wake_the_writer_thread() -> None:
+    """A non-blocking sink: every state written on the submitting thread, the writer asleep.
+
+    One wake-up at most: the seat taken arms a stale timer sooner than the thread's heartbeat.
+    """
+    sink, writer, calls = _five_hundred_frames(nonblocking=True)
+    assert [c[2] for c in calls if c[0] == "apply"] == list(range(1, 501))
+    assert sink.threads == {threading.current_thread().name}
+    assert writer.stats().wakeups <= 2
+
+
+def test_500_frames_on_the_blocking_path_all_reach_the_sink_through_the_writer_thread() -> None:
+    """A sink that may block: the writer thread is woken for the states and writes every one."""
+    sink, writer, calls = _five_hundred_frames(nonblocking=False)
+    assert [c[2] for c in calls if c[0] == "apply"] == list(range(1, 501))  # no edge lost
+    assert sink.threads == {"pad-writer"}
+    assert writer.stats().wakeups >= 1
