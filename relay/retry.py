@@ -148,7 +148,9 @@ class Retrier:
         if self._clock() + delay > deadline:
             suffix = f" after {tries} attempts" if tries > 1 else ""
             raise self._give_up(f"{failure.reason}{suffix}") from failure
-        self._log.warning(self._event, attempt=tries, delay_s=round(delay, 3), reason=failure.reason)
+        self._log.warning(
+            self._event, attempt=tries, delay_s=round(delay, 3), reason=failure.reason
+        )
         with self._lock:
             self._waiting = (failure.what, self._clock() + delay)
         self._sleep(delay)

@@ -27,25 +27,21 @@ from __future__ import annotations
 import functools
 import math
 import random
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
-import msgspec
 import structlog
 
-from relay import __version__
 from relay.config import LinkSettings
 from relay.errors import AuthError, ConfigError, TokenApiError
 from relay.logs import Redactor
-from relay.retry import Backoff, Retrier
 from relay.secrets import Secret
 from relay.singleflight import SingleFlight
+from relay.tokenapi import Refused, TokenApi
 from relay.tokencache import Token, TokenCache, lifetime
-from relay.tokenreply import Refused, describe, read_reply, unreachable
 from relay.tokenwire import (
     APP_TOKEN_PATH,
     USER_TOKEN_PATH,
@@ -57,8 +53,8 @@ from relay.tokenwire import (
 __all__ = [  # the token API paths are re-exported for callers that import them from here
     "APP_TOKEN_PATH",
     "USER_TOKEN_PATH",
-    "Credentials",
     "CredentialSource",
+    "Credentials",
     "StaticCredentials",
     "TokenClient",
     "credential_source",
@@ -136,26 +132,22 @@ class TokenClient:
         self._wall = wall
         self._retry_budget = retry_budget_s
         self._refresh_fraction = refresh_fraction
-        self._closed = threading.Event()
         self._cache = TokenCache()
         self._flight: SingleFlight[Token] = SingleFlight()
         self._log = structlog.get_logger("relay.tokens").bind(api=settings.api_url)
-        self._retrier = Retrier(
-            Backoff(backoff_base_s, backoff_cap_s, rng),
-            clock=clock,
-            sleep=sleep or self._interruptible_sleep,
-            give_up=TokenApiError,
-            log=self._log,
-            event="token_api_retry",
-            server="token API",
-        )
         if redactor is not None:
             redactor.add(settings.app_client_secret)
-        self._http = httpx.Client(
-            base_url=settings.api_url,
-            timeout=timeout_s,
+        self._api = TokenApi(
+            settings.api_url,
+            redactor,
             transport=transport,
-            headers={"User-Agent": f"coplay/{__version__}", "Content-Type": "application/json"},
+            clock=clock,
+            wall=wall,
+            sleep=sleep,
+            rng=rng,
+            timeout_s=timeout_s,
+            backoff_base_s=backoff_base_s,
+            backoff_cap_s=backoff_cap_s,
         )
 
     # ------------------------------------------------------------------ CredentialSource
@@ -185,12 +177,11 @@ class TokenClient:
 
     def close(self) -> None:
         """Stop: a retry that is waiting gives up, and the HTTP connections close."""
-        self._closed.set()
-        self._http.close()
+        self._api.close()
 
     def retry_state(self) -> tuple[str, float] | None:
         """While a request waits to be retried: (what failed, seconds until the next try)."""
-        return self._retrier.waiting()
+        return self._api.waiting()
 
     # ------------------------------------------------------------------ the two steps
 
@@ -242,7 +233,8 @@ class TokenClient:
             cid=self._settings.client_id,
             expires_in=self._settings.token_lifetime_s,
         )
-        return self._post(USER_TOKEN_PATH, request, deadline, {"Authorization": app.value.reveal()})
+        headers = {"Authorization": app.value.reveal()}
+        return self._api.post(USER_TOKEN_PATH, request, deadline, headers)
 
     def _user_refused(self, refused: Refused) -> AuthError:
         return AuthError(
@@ -259,7 +251,7 @@ class TokenClient:
         assert secret is not None  # checked in __init__
         request = AppTokenRequest(self._settings.app_client_id, secret.reveal())
         try:
-            body = self._post(APP_TOKEN_PATH, request, deadline)
+            body = self._api.post(APP_TOKEN_PATH, request, deadline)
         except Refused as refused:
             raise AuthError(
                 f"the token API refused the app credentials of client "
@@ -276,42 +268,9 @@ class TokenClient:
             self._redactor.add(body.access_token)
         requested = self._settings.token_lifetime_s
         seconds = lifetime(body.expires_in, requested, self._wall())
-        return Token.issued(Secret(body.access_token), seconds, self._clock(), self._refresh_fraction)
-
-    # ------------------------------------------------------------------ HTTP
-
-    def _post(
-        self,
-        path: str,
-        request: AppTokenRequest | UserTokenRequest,
-        deadline: float,
-        headers: Mapping[str, str] | None = None,
-    ) -> TokenBody:
-        """POST ``request``; the answer's token body. Retries what is worth it until ``deadline``."""
-        content = msgspec.json.encode(request)
-
-        def attempt() -> TokenBody:
-            if self._closed.is_set():
-                raise TokenApiError("the token client was closed")
-            try:
-                response = self._http.post(path, content=content, headers=headers)
-            except httpx.TransportError as exc:
-                raise unreachable(self._settings.api_url, exc) from exc
-            except httpx.HTTPError as exc:
-                raise TokenApiError(f"token API request failed: {describe(exc)}") from exc
-            return read_reply(response, self._scrub, self._wall())
-
-        return self._retrier.run(attempt, deadline)
-
-    def _interruptible_sleep(self, seconds: float) -> None:
-        if self._closed.wait(seconds):
-            raise TokenApiError("the token client was closed")
-
-    def _scrub(self, text: str) -> str:
-        text = text.strip()[:200]
-        if self._redactor is not None:
-            text = self._redactor.scrub(text)
-        return text
+        return Token.issued(
+            Secret(body.access_token), seconds, self._clock(), self._refresh_fraction
+        )
 
 
 class StaticCredentials:

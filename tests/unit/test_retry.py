@@ -1,4 +1,4 @@
-"""The retry piece on its own, with a fake clock and sleep: backoff, jitter, Retry-After, deadline."""
+"""The retry piece alone, with a fake clock and sleep: backoff, jitter, Retry-After, deadline."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def test_deadline_ends_in_the_give_up_error_naming_the_last_failure() -> None:
 
 def test_no_deadline_left_means_one_try_and_no_sleep() -> None:
     time = FakeTime()
-    with pytest.raises(TokenApiError, match="^the server answered 503: busy$"):
+    with pytest.raises(TokenApiError, match=r"^the server answered 503: busy$"):
         retrier(time).run(Script(busy()), deadline=time.now)
     assert time.sleeps == []
 

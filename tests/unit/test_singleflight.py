@@ -1,4 +1,4 @@
-"""One call in flight: callers that arrive meanwhile wait for its outcome instead of calling again."""
+"""One call in flight: callers arriving meanwhile wait for its outcome instead of calling again."""
 
 from __future__ import annotations
 

@@ -235,6 +235,28 @@ def test_absolute_expiry_is_understood(
     assert creds.expires_at == pytest.approx(1000.0 + 600, abs=1)
 
 
+@pytest.mark.parametrize(
+    ("expires_in", "lives"),
+    [
+        (600, 600),
+        (600.5, 600.5),
+        ("600", 600),
+        (" 600 ", 600),
+        (0, LIFETIME),
+        (-5, LIFETIME),
+        ("soon", LIFETIME),
+        ("", LIFETIME),
+    ],
+)
+def test_lifetime_forms_a_provider_may_send(
+    make_client: Callable[..., TokenClient], api: FakeApi, expires_in: Any, lives: float
+) -> None:
+    """Seconds as a number or a numeric string; nonsense or non-positive: the requested lifetime."""
+    api.user = [ok("user-token-1", expires_in=expires_in)]
+    creds = make_client().get()
+    assert creds.expires_at == pytest.approx(1000.0 + lives)
+
+
 def test_5xx_retried_with_capped_backoff_and_jitter(
     make_client: Callable[..., TokenClient], api: FakeApi, clock: FakeClock
 ) -> None:
@@ -493,7 +515,9 @@ def test_a_refresh_that_joined_a_failed_one_try_refresh_retries_itself(
     quick = threading.Thread(target=lambda: got.update(get=client.get().password.reveal()))
     quick.start()
     assert in_request.wait(10)
-    patient = threading.Thread(target=lambda: got.update(refresh=client.refresh().password.reveal()))
+    patient = threading.Thread(
+        target=lambda: got.update(refresh=client.refresh().password.reveal())
+    )
     patient.start()
     try:
         _wait_until(lambda: client._flight.waiters == 1)
