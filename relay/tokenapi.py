@@ -24,6 +24,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import TypedDict, Unpack
 
 import httpx
 import msgspec
@@ -54,31 +55,39 @@ class Refused(Exception):
         self.text = text
 
 
+class TokenApiOptions(TypedDict, total=False):
+    """How a :class:`TokenApi` talks and waits; tests pass fakes (a MockTransport, a fake clock)."""
+
+    transport: httpx.BaseTransport | None  # None: real HTTP
+    clock: Callable[[], float]  # monotonic seconds (default time.monotonic)
+    wall: Callable[[], float]  # wall seconds, for HTTP dates and epoch lifetimes (time.time)
+    sleep: Callable[[float], None] | None  # None: a sleep close() interrupts
+    rng: Callable[[], float]  # jitter source in [0, 1) (random.random)
+    timeout_s: float  # per HTTP request (10)
+    backoff_base_s: float  # first backoff step (0.5)
+    backoff_cap_s: float  # longest backoff step (30)
+
+
 class TokenApi:
     """POSTs to one token API with retries; ``close()`` ends a wait between retries at once."""
 
     def __init__(
-        self,
-        api_url: str,
-        redactor: Redactor | None = None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] | None = None,
-        rng: Callable[[], float] = random.random,
-        timeout_s: float = 10.0,
-        backoff_base_s: float = 0.5,
-        backoff_cap_s: float = 30.0,
+        self, api_url: str, redactor: Redactor | None = None, **options: Unpack[TokenApiOptions]
     ) -> None:
         self._api_url = api_url
         self._redactor = redactor
-        self._wall = wall
+        self.clock = options.get("clock", time.monotonic)
+        self.wall = options.get("wall", time.time)
         self._closed = threading.Event()
+        backoff = Backoff(
+            options.get("backoff_base_s", 0.5),
+            options.get("backoff_cap_s", 30.0),
+            options.get("rng", random.random),
+        )
         self._retrier = Retrier(
-            Backoff(backoff_base_s, backoff_cap_s, rng),
-            clock=clock,
-            sleep=sleep or self._interruptible_sleep,
+            backoff,
+            clock=self.clock,
+            sleep=options.get("sleep") or self._interruptible_sleep,
             give_up=TokenApiError,
             log=structlog.get_logger("relay.tokens").bind(api=api_url),
             event="token_api_retry",
@@ -86,8 +95,8 @@ class TokenApi:
         )
         self._http = httpx.Client(
             base_url=api_url,
-            timeout=timeout_s,
-            transport=transport,
+            timeout=options.get("timeout_s", 10.0),
+            transport=options.get("transport"),
             headers={"User-Agent": f"coplay/{__version__}", "Content-Type": "application/json"},
         )
 
@@ -113,7 +122,7 @@ class TokenApi:
                 raise unreachable(self._api_url, exc) from exc
             except httpx.HTTPError as exc:
                 raise TokenApiError(f"token API request failed: {describe(exc)}") from exc
-            return read_reply(response, self._scrub, self._wall())
+            return read_reply(response, self._scrub, self.wall())
 
         return self._retrier.run(attempt, deadline)
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Literal
 
 from relay.secrets import Secret
 
+Kind = Literal["app", "user"]
 MINIMUM_LIFETIME_S = 30.0  # an absolute expiry already (nearly) past still gets this long
 _EPOCH_MS = 1e12  # larger: epoch milliseconds
 _EPOCH_S = 1e9  # larger: epoch seconds (1e9 s is 31 years: no relative lifetime is this long)
@@ -64,29 +66,20 @@ class Token:
 
 
 class TokenCache:
-    """The app and user tokens of one token client; its lock is held only to read or set them."""
+    """The app and user tokens of one token client; its lock is held only to read or set one."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._app: Token | None = None
-        self._user: Token | None = None
+        self._tokens: dict[Kind, Token] = {}
 
-    @property
-    def app(self) -> Token | None:
+    def get(self, kind: Kind) -> Token | None:
         with self._lock:
-            return self._app
+            return self._tokens.get(kind)
 
-    @app.setter
-    def app(self, token: Token | None) -> None:
+    def put(self, kind: Kind, token: Token | None) -> None:
+        """Keep ``token`` (None: forget the one kept)."""
         with self._lock:
-            self._app = token
-
-    @property
-    def user(self) -> Token | None:
-        with self._lock:
-            return self._user
-
-    @user.setter
-    def user(self, token: Token | None) -> None:
-        with self._lock:
-            self._user = token
+            if token is None:
+                self._tokens.pop(kind, None)
+            else:
+                self._tokens[kind] = token

@@ -26,13 +26,9 @@ from __future__ import annotations
 
 import functools
 import math
-import random
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Unpack
 
-import httpx
 import structlog
 
 from relay.config import LinkSettings
@@ -40,7 +36,7 @@ from relay.errors import AuthError, ConfigError, TokenApiError
 from relay.logs import Redactor
 from relay.secrets import Secret
 from relay.singleflight import SingleFlight
-from relay.tokenapi import Refused, TokenApi
+from relay.tokenapi import Refused, TokenApi, TokenApiOptions
 from relay.tokencache import Token, TokenCache, lifetime
 from relay.tokenwire import (
     APP_TOKEN_PATH,
@@ -100,10 +96,10 @@ class TokenClient:
 
     One fetch is in flight at a time (:class:`~relay.singleflight.SingleFlight`):
     a thread that needs a token while another fetches waits for that fetch's
-    result, holding no lock, and asks the API nothing itself. ``clock``,
-    ``wall``, ``sleep`` and ``rng`` are injectable so tests can run the retry and
-    expiry logic without waiting; ``transport`` lets them answer HTTP with an
-    ``httpx.MockTransport``.
+    result, holding no lock, and asks the API nothing itself. The ``api``
+    options (:class:`~relay.tokenapi.TokenApiOptions`: clock, wall, sleep, rng,
+    transport, backoff) let tests run the retry and expiry logic without waiting
+    and answer HTTP with an ``httpx.MockTransport``.
     """
 
     def __init__(
@@ -111,16 +107,9 @@ class TokenClient:
         settings: LinkSettings,
         redactor: Redactor | None = None,
         *,
-        transport: httpx.BaseTransport | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] | None = None,
-        rng: Callable[[], float] = random.random,
-        timeout_s: float = 10.0,
-        backoff_base_s: float = 0.5,
-        backoff_cap_s: float = 30.0,
         retry_budget_s: float = 60.0,
         refresh_fraction: float = 0.8,
+        **api: Unpack[TokenApiOptions],
     ) -> None:
         if not settings.api_url:
             raise ConfigError("the token client needs api_url")
@@ -128,8 +117,6 @@ class TokenClient:
             raise ConfigError("the token client needs app_client_secret")
         self._settings = settings
         self._redactor = redactor
-        self._clock = clock
-        self._wall = wall
         self._retry_budget = retry_budget_s
         self._refresh_fraction = refresh_fraction
         self._cache = TokenCache()
@@ -137,18 +124,9 @@ class TokenClient:
         self._log = structlog.get_logger("relay.tokens").bind(api=settings.api_url)
         if redactor is not None:
             redactor.add(settings.app_client_secret)
-        self._api = TokenApi(
-            settings.api_url,
-            redactor,
-            transport=transport,
-            clock=clock,
-            wall=wall,
-            sleep=sleep,
-            rng=rng,
-            timeout_s=timeout_s,
-            backoff_base_s=backoff_base_s,
-            backoff_cap_s=backoff_cap_s,
-        )
+        self._api = TokenApi(settings.api_url, redactor, **api)
+        self._clock = self._api.clock
+        self._wall = self._api.wall
 
     # ------------------------------------------------------------------ CredentialSource
 
@@ -158,7 +136,7 @@ class TokenClient:
         A refresh while the cached token still works is tried once: if the API is
         down, the cached token is returned instead of blocking.
         """
-        user = self._cache.user
+        user = self._cache.get("user")
         now = self._clock()
         if user is not None and user.fresh(now):
             return self._credentials(user)
@@ -172,7 +150,7 @@ class TokenClient:
 
     def refresh(self) -> Credentials:
         """A new user token now (the broker refused the current one)."""
-        self._cache.user = None
+        self._cache.put("user", None)
         return self._credentials(self._fetch_patiently())
 
     def close(self) -> None:
@@ -216,14 +194,14 @@ class TokenClient:
                 raise self._user_refused(refused) from refused
             # The cached app token may have expired early: drop it and try once more.
             self._log.info("app_token_dropped", status=refused.status)
-            self._cache.app = None
+            self._cache.put("app", None)
             app, _ = self._app_token(deadline)
             try:
                 body = self._post_user(app, deadline)
             except Refused as again:
                 raise self._user_refused(again) from again
         token = self._token(body)
-        self._cache.user = token
+        self._cache.put("user", token)
         self._log.info("token_fetched", kind="user", expires_in=round(token.lifetime))
         return token
 
@@ -244,7 +222,7 @@ class TokenClient:
 
     def _app_token(self, deadline: float) -> tuple[Token, bool]:
         """The app token and whether it was fetched just now."""
-        app = self._cache.app
+        app = self._cache.get("app")
         if app is not None and app.fresh(self._clock()):
             return app, False
         secret = self._settings.app_client_secret
@@ -259,7 +237,7 @@ class TokenClient:
                 "check app_client_id and app_client_secret"
             ) from refused
         app = self._token(body)
-        self._cache.app = app
+        self._cache.put("app", app)
         self._log.info("token_fetched", kind="app", expires_in=round(app.lifetime))
         return app, True
 
