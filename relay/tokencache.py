@@ -21,7 +21,7 @@ _EPOCH_MS = 1e12  # larger: epoch milliseconds
 _EPOCH_S = 1e9  # larger: epoch seconds (1e9 s is 31 years: no relative lifetime is this long)
 
 
-def lifetime(raw: int | float | str | None, requested: float, wall_now: float) -> float:
+def lifetime(raw: float | str | None, requested: float, wall_now: float) -> float:
     """Seconds a token lives: ``expires_in`` as seconds or as an absolute epoch time.
 
     A missing, empty, non-numeric or non-positive value means ``requested``.
@@ -29,8 +29,6 @@ def lifetime(raw: int | float | str | None, requested: float, wall_now: float) -
     match raw:
         case str() if raw.strip().isdigit():
             value: float = int(raw)
-        case bool():  # the Struct never decodes one; a bool is not a lifetime anyway
-            return float(requested)
         case int() | float():
             value = raw
         case _:

@@ -42,8 +42,11 @@ class UserTokenRequest(msgspec.Struct):
     expires_in: Lifetime | None = None
 
 
+# float, not int | float: a JSON integer decodes into a float field, and the schema's oneOf
+# stays unambiguous (an integer is also a JSON Schema "number"). msgspec encodes the value the
+# server puts there, so the relay's int goes out as an integer.
 ExpiresIn = Annotated[
-    int | float | str | None,
+    float | str | None,
     Meta(
         description=(
             "Seconds the token lives (the relay always sends an integer); other providers "
