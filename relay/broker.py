@@ -167,6 +167,16 @@ def new_client(
     return client
 
 
+def connect_async(
+    client: DirectWriteClient, settings: LinkSettings, address: BrokerAddress
+) -> None:
+    """Set the first connect up for paho's network loop (``loop_start`` makes it)."""
+    kwargs: dict[str, Any] = {}
+    if settings.mqtt_version == "5":
+        kwargs["clean_start"] = True
+    client.connect_async(address.host, address.port, keepalive=settings.keepalive_s, **kwargs)
+
+
 def point_at(client: DirectWriteClient, address: BrokerAddress) -> None:
     """Make paho's next (re)connect go to ``address`` (call only from ``on_pre_connect``)."""
     # paho has no server list and its host/port setters refuse while it reconnects, and

@@ -54,7 +54,7 @@ import structlog
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from relay.broker import new_client, set_nodelay, tcp_socket
+from relay.broker import connect_async, new_client, set_nodelay, tcp_socket
 from relay.config import LinkSettings
 from relay.errors import CoplayError
 from relay.linkattempts import Attempts
@@ -172,13 +172,7 @@ class Link:
             if self._started:
                 return
             self._started = True
-        kwargs: dict[str, Any] = {}
-        if self._settings.mqtt_version == "5":
-            kwargs["clean_start"] = True
-        address = self._attempts.ring.current
-        self._client.connect_async(
-            address.host, address.port, keepalive=self._settings.keepalive_s, **kwargs
-        )
+        connect_async(self._client, self._settings, self._attempts.ring.current)
         self._client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
