@@ -4,6 +4,11 @@ The relay's token API (:mod:`relay.service.api`) decodes requests and encodes
 answers with these; the client (:mod:`relay.tokens`) encodes requests and
 decodes answers with the same classes. Unknown fields are ignored on decode, so
 a hosted provider that adds fields still works.
+
+:class:`TokenBody` is as lenient as the client must be: the relay always sends
+``expires_in`` as whole seconds, but a hosted provider may leave it out or send
+an absolute time, a float or a number in a string (``relay.tokencache.lifetime``
+reads them all), so the one declaration admits those too.
 """
 
 from __future__ import annotations
@@ -37,9 +42,23 @@ class UserTokenRequest(msgspec.Struct):
     expires_in: Lifetime | None = None
 
 
+# float, not int | float: a JSON integer decodes into a float field, and the schema's oneOf
+# stays unambiguous (an integer is also a JSON Schema "number"). msgspec encodes the value the
+# server puts there, so the relay's int goes out as an integer.
+ExpiresIn = Annotated[
+    float | str | None,
+    Meta(
+        description=(
+            "Seconds the token lives (the relay always sends an integer); other providers "
+            "may send an epoch time in seconds or milliseconds, or leave it out"
+        )
+    ),
+]
+
+
 class TokenBody(msgspec.Struct):
-    access_token: str
-    expires_in: int
+    access_token: Annotated[str, Meta(min_length=1)]
+    expires_in: ExpiresIn = None  # missing: the lifetime the client asked for
 
 
 class TokenEnvelope(msgspec.Struct):

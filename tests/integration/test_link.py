@@ -11,7 +11,7 @@ import pytest
 
 from relay.errors import AuthError, ConfigError, TokenApiError
 from relay.link import Link
-from relay.linkstatus import LinkState, Message
+from relay.linkstatus import LinkState, LinkStatus, Message
 from relay.tokens import StaticCredentials
 from tests.support.link_helpers import (
     Recorder,
@@ -99,6 +99,40 @@ def test_mqtt5_connects(mosquitto: Mosquitto, make_link: Callable[..., Link], pr
     assert alice.wait_connected(WAIT)
     assert alice.publish(f"{prefix}/s/in/alice", b"v5")
     inbox.wait_payload(b"v5")
+
+
+def test_callback_exceptions_are_counted_and_the_link_survives(
+    mosquitto: Mosquitto, make_link: Callable[..., Link], prefix: str
+) -> None:
+    """A message handler and an on_status that raise: each exception is counted in
+    status.callback_errors, the link stays connected and later messages are still handled."""
+    inbox = Recorder()
+
+    def handler(topic: str, payload: bytes, retained: bool) -> None:
+        if payload == b"boom":
+            raise RuntimeError("handler bug")
+        inbox(topic, payload, retained)
+
+    def on_status(status: LinkStatus) -> None:
+        raise ValueError("status bug")
+
+    host = make_link(
+        mosquitto,
+        "streamer",
+        on_message=handler,
+        subscriptions=[(f"{prefix}/s/in/+", 1)],
+        on_status=on_status,
+    )
+    guest = make_link(mosquitto, "alice")
+    assert host.wait_connected(WAIT) and guest.wait_connected(WAIT)
+    after_connect = host.status.callback_errors
+    assert after_connect >= 1  # on_status raised when the state became CONNECTED
+    for _ in range(3):
+        assert guest.publish(f"{prefix}/s/in/alice", b"boom", qos=1)
+    assert guest.publish(f"{prefix}/s/in/alice", b"after", qos=1)
+    inbox.wait_payload(b"after")  # same publisher, same topic, QoS 1: after the three booms
+    assert host.status.callback_errors == after_connect + 3
+    assert host.status.state is LinkState.CONNECTED
 
 
 def test_tcp_nodelay_is_set(mosquitto: Mosquitto, make_link: Callable[..., Link]) -> None:

@@ -36,6 +36,7 @@ class FakeClock:
         self.now = 1000.0
         self.wall_now = 1_700_000_000.0
         self.sleeps: list[float] = []
+        self.during_sleep: Callable[[], None] | None = None  # runs inside sleep, on its thread
 
     def __call__(self) -> float:
         return self.now
@@ -45,6 +46,8 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+        if self.during_sleep is not None:
+            self.during_sleep()
         self.advance(seconds)
 
     def advance(self, seconds: float) -> None:
@@ -65,12 +68,18 @@ def fail(status: int, text: str, headers: dict[str, str] | None = None) -> httpx
     )
 
 
+Answer = httpx.Response | Exception | Callable[[], httpx.Response | Exception]
+
+
 class FakeApi:
-    """Answers each endpoint from a script (one entry per call, the last repeats); records calls."""
+    """Answers each endpoint from a script (one entry per call, the last repeats); records calls.
+
+    An entry is a response, an exception to raise, or a callable giving either (it may block).
+    """
 
     def __init__(self) -> None:
-        self.app: list[httpx.Response | Exception] = [ok("app-token-1")]
-        self.user: list[httpx.Response | Exception] = [ok("user-token-1")]
+        self.app: list[Answer] = [ok("app-token-1")]
+        self.user: list[Answer] = [ok("user-token-1")]
         self.calls: list[httpx.Request] = []
 
     def paths(self) -> list[str]:
@@ -81,6 +90,8 @@ class FakeApi:
         script = self.app if request.url.path == APP_TOKEN_PATH else self.user
         n = sum(1 for r in self.calls if r.url.path == request.url.path)
         entry = script[min(n, len(script)) - 1]
+        if callable(entry):
+            entry = entry()
         if isinstance(entry, Exception):
             raise entry
         return entry
@@ -224,6 +235,28 @@ def test_absolute_expiry_is_understood(
     assert creds.expires_at == pytest.approx(1000.0 + 600, abs=1)
 
 
+@pytest.mark.parametrize(
+    ("expires_in", "lives"),
+    [
+        (600, 600),
+        (600.5, 600.5),
+        ("600", 600),
+        (" 600 ", 600),
+        (0, LIFETIME),
+        (-5, LIFETIME),
+        ("soon", LIFETIME),
+        ("", LIFETIME),
+    ],
+)
+def test_lifetime_forms_a_provider_may_send(
+    make_client: Callable[..., TokenClient], api: FakeApi, expires_in: Any, lives: float
+) -> None:
+    """Seconds as a number or a numeric string; nonsense or non-positive: the requested lifetime."""
+    api.user = [ok("user-token-1", expires_in=expires_in)]
+    creds = make_client().get()
+    assert creds.expires_at == pytest.approx(1000.0 + lives)
+
+
 def test_5xx_retried_with_capped_backoff_and_jitter(
     make_client: Callable[..., TokenClient], api: FakeApi, clock: FakeClock
 ) -> None:
@@ -232,16 +265,6 @@ def test_5xx_retried_with_capped_backoff_and_jitter(
     assert client.get().password.reveal() == "user-token-1"
     # rng = 0.5: three quarters of min(cap, base * 2^n)
     assert clock.sleeps == pytest.approx([0.75, 1.5, 3.0, 6.0, 6.0, 6.0])
-
-
-def test_jitter_stays_in_upper_half(clock: FakeClock, api: FakeApi) -> None:
-    settings = link_settings("mqtt://h", "alice", api_url=API, app_client_secret=Secret(APP_SECRET))
-    for r, expected in ((0.0, 2.0), (0.999, 3.998)):
-        client = TokenClient(
-            settings, transport=httpx.MockTransport(api), rng=lambda r=r: r, backoff_base_s=1.0
-        )
-        assert client._backoff(3) == pytest.approx(expected)
-        client.close()
 
 
 def test_429_honours_retry_after_seconds(
@@ -428,3 +451,79 @@ def test_credential_source_picks_by_api_url() -> None:
     )
     assert isinstance(tokens, TokenClient)
     tokens.close()
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    pause = threading.Event()
+    for _ in range(int(timeout / 0.005)):
+        if predicate():
+            return
+        pause.wait(0.005)
+    raise AssertionError("condition not met")
+
+
+def test_two_refreshes_at_once_make_one_request_and_no_sleep_holds_a_lock(
+    make_client: Callable[..., TokenClient], api: FakeApi, clock: FakeClock
+) -> None:
+    """While one refresh sleeps between retries, a second one waits for its result (no lock held,
+    no request of its own) and both get the same new token."""
+    api.user = [ok("user-token-1"), fail(503, "busy"), ok("user-token-2")]
+    client = make_client()
+    client.get()
+    sleeping, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        sleeping.set()
+        assert release.wait(10)
+
+    clock.during_sleep = hold
+    got: list[str] = []
+    first = threading.Thread(target=lambda: got.append(client.refresh().password.reveal()))
+    first.start()
+    assert sleeping.wait(10)
+    second = threading.Thread(target=lambda: got.append(client.refresh().password.reveal()))
+    second.start()
+    try:
+        _wait_until(lambda: client._flight.waiters == 1)  # it reached the flight: no lock held it
+        assert client.retry_state() is not None
+    finally:
+        release.set()
+    first.join(10)
+    second.join(10)
+    assert got == ["user-token-2", "user-token-2"]
+    assert api.paths().count(USER_TOKEN_PATH) == 3  # the first fetch, one 503, one retry
+    assert len(clock.sleeps) == 1
+
+
+def test_a_refresh_that_joined_a_failed_one_try_refresh_retries_itself(
+    make_client: Callable[..., TokenClient], api: FakeApi, clock: FakeClock
+) -> None:
+    """get() in the refresh window tries once and keeps the old token; a refresh() that waited for
+    that try does not inherit its failure: it fetches with retries."""
+    in_request, release = threading.Event(), threading.Event()
+
+    def blocked_then_unreachable() -> Exception:
+        in_request.set()
+        assert release.wait(10)
+        return httpx.ConnectError("refused")
+
+    api.user = [ok("user-token-1"), blocked_then_unreachable, ok("user-token-2")]
+    client = make_client()
+    client.get()
+    clock.advance(LIFETIME * 0.9)
+    got: dict[str, str] = {}
+    quick = threading.Thread(target=lambda: got.update(get=client.get().password.reveal()))
+    quick.start()
+    assert in_request.wait(10)
+    patient = threading.Thread(
+        target=lambda: got.update(refresh=client.refresh().password.reveal())
+    )
+    patient.start()
+    try:
+        _wait_until(lambda: client._flight.waiters == 1)
+    finally:
+        release.set()
+    quick.join(10)
+    patient.join(10)
+    assert got == {"get": "user-token-1", "refresh": "user-token-2"}
+    assert api.paths().count(USER_TOKEN_PATH) == 3
