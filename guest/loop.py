@@ -141,7 +141,7 @@ class GuestLoop:
                 source.rumble(rumble.low, rumble.high, rumble.ms)
             session.tick(now)
             sender.pump(now)
-            changes = (session.version, source.controller_name, session.errors.count)
+            changes = (session.version, source.controller_name, self._callback_errors())
             if now >= self.status.next_due() or changes != seen:
                 seen = changes
                 self.status.update(now, self._view(now))
@@ -152,5 +152,9 @@ class GuestLoop:
 
     def _view(self, now: float | None = None) -> StatusView:
         fps = self._fps.update(self.clock() if now is None else now, self.sender.frames)
-        errors = self.session.errors.count  # the link-thread and pad callbacks' (one counter)
+        errors = self._callback_errors()
         return StatusView.of(self.session.view(), fps, self.source.controller_name, errors)
+
+    def _callback_errors(self) -> int:
+        """Exceptions in callbacks: the guest's own (session and pad) plus the link's."""
+        return self.session.errors.count + self.link.status.callback_errors

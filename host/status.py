@@ -116,6 +116,13 @@ class StatusReport:
         extra = [("over_budget", over)] if over else []
         return merge_counts(self._drops.snapshot().items(), stats.drops.items(), extra)
 
+    def faults(self, link: LinkStatus) -> dict[str, int]:
+        """Exceptions in callbacks by where they ran: the host's own, and the link's (``link``)."""
+        faults = dict(self._faults.counts())
+        if link.callback_errors:
+            faults["link"] = link.callback_errors
+        return faults
+
     def log(self, elapsed: float, link: LinkStatus) -> None:
         """The ``host_status`` line for the last ``elapsed`` seconds."""
         stats = self._writer.stats()
@@ -128,7 +135,7 @@ class StatusReport:
             elapsed,
         )
         drops = self.drops(stats)
-        faults = self._faults.counts()
+        faults = self.faults(link)
         text = link_text(link)
         self._log.info(
             "host_status",
@@ -154,7 +161,7 @@ class StatusReport:
         sink = sink_text(stats)
         if sink:
             text += f"; {sink}"
-        errors = sum(self._faults.counts().values())
+        errors = sum(self.faults(link).values())
         if errors:
             text += f"; callback errors {errors}"
         if text != self._last_notified:

@@ -5,7 +5,7 @@ running its own network thread (``connect_async`` + ``loop_start``). This file
 holds the connection's state machine: paho's callbacks, subscription restore,
 publish and stop. The rest lives next door, one idea a file:
 
-- :mod:`relay.broker`: broker URLs (several: the next one on every reconnect),
+- :mod:`relay.brokeraddress`: broker URLs (several: the next one on every reconnect),
   TLS, TCP_NODELAY, the paho client built for them;
 - :mod:`relay.linkattempts`: what each connect attempt does before paho's
   CONNECT (broker, credentials) and after a refusal; it steers paho with an
@@ -54,7 +54,7 @@ import structlog
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from relay.broker import connect_async, new_client, set_nodelay, tcp_socket
+from relay.brokeraddress import connect_async, new_client, set_nodelay, tcp_socket
 from relay.config import LinkSettings
 from relay.errors import CoplayError
 from relay.linkattempts import Attempts

@@ -2,7 +2,7 @@
 
 paho calls ``on_pre_connect`` before every (re)connect, on its network thread,
 with no connection open. :meth:`Attempts.prepare` then points the client at the
-next broker URL (:class:`~relay.broker.BrokerRing`), gets credentials through a
+next broker URL (:class:`~relay.brokeraddress.BrokerRing`), gets credentials through a
 :class:`~relay.credentialfetch.CredentialFetcher` (the cached ones, or fresh
 ones after a refusal) and sets them on the client. When the broker refuses the
 CONNECT, :meth:`Attempts.refused` applies the
@@ -20,7 +20,7 @@ from typing import Any
 from paho.mqtt.reasoncodes import ReasonCode
 
 from relay.authretry import AuthRetry, Verdict
-from relay.broker import BrokerRing, point_at
+from relay.brokeraddress import BrokerRing, point_at
 from relay.config import LinkSettings
 from relay.credentialfetch import CredentialFetcher
 from relay.errors import CoplayError

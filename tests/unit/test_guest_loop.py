@@ -86,10 +86,12 @@ class FakeLink:
         self.connected = True
         self.failure: CoplayError | None = None
         self.final: list[Message] | None = None
+        self.callback_errors = 0  # what the real link counts in its own callbacks
 
     @property
     def status(self) -> LinkStatus:
-        return LinkStatus(LinkState.CONNECTED if self.connected else LinkState.RECONNECTING)
+        state = LinkState.CONNECTED if self.connected else LinkState.RECONNECTING
+        return LinkStatus(state, callback_errors=self.callback_errors)
 
     def start(self) -> None:
         self.connect()
@@ -342,3 +344,19 @@ def test_the_status_follows_the_session_and_counts_callback_errors() -> None:
     assert last.state == "connected" and last.controller == "Fake Pad"
     assert last.callback_errors == 1
     assert [f["callback_errors"] for f in rig.logged][-1] == 1
+
+
+def test_the_links_callback_errors_add_to_the_guests_in_the_status() -> None:
+    """One guest error plus two the link counted in its own callbacks: the status says 3."""
+
+    def broken() -> None:
+        rig.link.callback_errors = 2
+        with rig.session.errors.guard("on_message"):
+            raise RuntimeError("a bug in a callback")
+
+    rig = Rig()
+    rig.clock.at(0.2, broken)
+    rig.run(until=0.4)
+    last = rig.status.last
+    assert isinstance(last, StatusView)
+    assert last.callback_errors == 3

@@ -99,10 +99,11 @@ class FakeLink:
     published: Waitable = field(default_factory=Waitable)
     final: list[Message] = field(default_factory=list)
     failure: CoplayError | None = None
+    callback_errors: int = 0  # what the real link counts in its own callbacks
 
     @property
     def status(self) -> LinkStatus:
-        return LinkStatus(LinkState.CONNECTED)
+        return LinkStatus(LinkState.CONNECTED, callback_errors=self.callback_errors)
 
     def start(self) -> None:
         self.on_connect()
@@ -246,3 +247,14 @@ def test_an_exception_in_a_callback_is_counted_and_shows_in_the_status_line() ->
     assert status["status"].endswith("| callback errors 2")
     logged = [kw for name, kw in events if name == "callback_failed"]
     assert [(kw["where"], kw["count"]) for kw in logged] == [("on_message", 1)]  # throttled
+
+
+def test_the_links_callback_errors_join_the_hosts_in_the_status_line() -> None:
+    """Exceptions the link counted in its own paho callbacks show in host_status as ``link``."""
+    with running(status_s=0.05) as host:
+        host.link.callback_errors = 3
+        host.clock.now += 1.0
+        events = host.log.events.wait(lambda e: any(name == "host_status" for name, _ in e))
+    status = next(kw for name, kw in events if name == "host_status")
+    assert status["callback_errors"] == {"link": 3}
+    assert status["status"].endswith("| callback errors 3")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.broker import BrokerAddress, BrokerRing
+from relay.brokeraddress import BrokerAddress, BrokerRing
 from relay.errors import ConfigError
 from tests.support.link_helpers import link_settings
 
