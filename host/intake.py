@@ -22,12 +22,15 @@ allowance; the user table holds at most ``MAX_USERS`` entries (the first seen is
 forgotten first).
 
 Only paho's network thread calls :meth:`admit`, :meth:`reject_due` and
-:meth:`may_reject` (Rejects come only from frames), so the tables need no lock;
-:meth:`counts` reads plain ints from the main thread.
+:meth:`may_reject` (Rejects come only from frames); the main thread reads the
+counters through :meth:`counts`. The Intake owns one lock for both, so a status
+line never sees counters half updated (an uncontended lock costs well under a
+microsecond a frame).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Final
 
 INTAKE_RATE_HZ: Final = 2500.0  # frames a second per user (a real guest: <= 2000 + Pings)
@@ -66,11 +69,12 @@ class Intake:
         self._users: dict[str, _User] = {}  # insertion order: the oldest is forgotten first
         self._global_tokens = REJECT_GLOBAL_BURST
         self._global_updated: float | None = None
-        self.over_budget = 0
-        self.rejects_sent = 0
-        self.rejects_suppressed = 0
-        self.reject_bytes = 0
-        self.bytes_in = 0
+        self._lock = threading.Lock()
+        self._over_budget = 0
+        self._rejects_sent = 0
+        self._rejects_suppressed = 0
+        self._reject_bytes = 0
+        self._bytes_in = 0
 
     def _user(self, user: str, now: float) -> _User:
         found = self._users.get(user)
@@ -83,20 +87,21 @@ class Intake:
 
     def admit(self, user: str, size: int, now: float) -> bool:
         """Whether ``user``'s frame of ``size`` bytes may be processed (counted if not)."""
-        entry = self._users.get(user) or self._user(user, now)
-        self.bytes_in += size
-        credit = entry.credit + size
-        entry.credit = credit if credit < REJECT_CREDIT_CAP else REJECT_CREDIT_CAP
-        tokens = entry.tokens + (now - entry.updated) * self._rate
-        entry.updated = now
-        if tokens > self._burst:  # noqa: PLR1730 (min() is a call on the hot path)
-            tokens = self._burst
-        if tokens < 1.0:
-            entry.tokens = tokens
-            self.over_budget += 1
-            return False
-        entry.tokens = tokens - 1.0
-        return True
+        with self._lock:
+            entry = self._users.get(user) or self._user(user, now)
+            self._bytes_in += size
+            credit = entry.credit + size
+            entry.credit = credit if credit < REJECT_CREDIT_CAP else REJECT_CREDIT_CAP
+            tokens = entry.tokens + (now - entry.updated) * self._rate
+            entry.updated = now
+            if tokens > self._burst:  # noqa: PLR1730 (min() is a call on the hot path)
+                tokens = self._burst
+            if tokens < 1.0:
+                entry.tokens = tokens
+                self._over_budget += 1
+                return False
+            entry.tokens = tokens - 1.0
+            return True
 
     def reject_due(self, user: str, now: float) -> bool:
         """Whether a Reject to ``user`` could go out now (spends nothing).
@@ -109,29 +114,31 @@ class Intake:
 
     def may_reject(self, user: str, size: int, now: float) -> bool:
         """Whether a Reject of ``size`` bytes may go to ``user`` now (spends the credit)."""
-        entry = self._user(user, now)
-        last = self._global_updated
-        tokens = self._global_tokens
-        if last is not None:
-            tokens = min(REJECT_GLOBAL_BURST, tokens + (now - last) * REJECT_GLOBAL_HZ)
-        self._global_updated = now
-        self._global_tokens = tokens
-        if now - entry.last_reject < REJECT_INTERVAL_S or entry.credit < size or tokens < 1:
-            self.rejects_suppressed += 1
-            return False
-        entry.last_reject = now
-        entry.credit -= size
-        self._global_tokens = tokens - 1
-        self.rejects_sent += 1
-        self.reject_bytes += size
-        return True
+        with self._lock:
+            entry = self._user(user, now)
+            last = self._global_updated
+            tokens = self._global_tokens
+            if last is not None:
+                tokens = min(REJECT_GLOBAL_BURST, tokens + (now - last) * REJECT_GLOBAL_HZ)
+            self._global_updated = now
+            self._global_tokens = tokens
+            if now - entry.last_reject < REJECT_INTERVAL_S or entry.credit < size or tokens < 1:
+                self._rejects_suppressed += 1
+                return False
+            entry.last_reject = now
+            entry.credit -= size
+            self._global_tokens = tokens - 1
+            self._rejects_sent += 1
+            self._reject_bytes += size
+            return True
 
     def counts(self) -> dict[str, int]:
-        """The counters for the status line (plain ints: read from any thread)."""
-        return {
-            "over_budget": self.over_budget,
-            "rejects_sent": self.rejects_sent,
-            "rejects_suppressed": self.rejects_suppressed,
-            "reject_bytes_out": self.reject_bytes,
-            "bytes_in": self.bytes_in,
-        }
+        """A copy of the counters for the status line (any thread)."""
+        with self._lock:
+            return {
+                "over_budget": self._over_budget,
+                "rejects_sent": self._rejects_sent,
+                "rejects_suppressed": self._rejects_suppressed,
+                "reject_bytes_out": self._reject_bytes,
+                "bytes_in": self._bytes_in,
+            }
