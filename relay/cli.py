@@ -24,6 +24,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from relay.clock import SystemClock
 from relay.commandline import add_common, base_parser, config_path, json_logs, run
 from relay.config import RelayServiceConfig, load_relay_config
 from relay.errors import ConfigError, UsageError
@@ -131,7 +132,7 @@ def operator_invite(config: RelayServiceConfig, args: argparse.Namespace) -> int
     if args.seat is not None and not 1 <= args.seat <= 16:
         raise UsageError("--seat: must be 1 to 16")
     ttl_s = parse_duration(args.ttl)
-    store = open_store(config)
+    store = open_store(config, SystemClock())
     try:
         _, code = store.create(
             app=app.client_id,

@@ -36,6 +36,7 @@ SeatNo = Annotated[int, Meta(ge=1, le=16)]
 MAX_SEATS: Final = 7
 MAX_BROKER_URLS: Final = 16
 Port = Annotated[int, Meta(ge=1, le=65535)]
+MIN_TOKEN_FLOOR_S: Final = 5  # [server] min_token_s and max_token_s: no token lives shorter
 
 BROKER_SCHEMES: Final = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
 SINK_KINDS: Final = ("uinput", "log", "jsonl", "null")
@@ -271,7 +272,10 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     jwt_secret: str = ""
     jwt_secret_file: str = ""
     ephemeral_secret: bool = False
-    max_token_s: Annotated[int, Meta(ge=60, le=30 * 86400)] = 86400
+    max_token_s: Annotated[int, Meta(ge=MIN_TOKEN_FLOOR_S, le=30 * 86400)] = 86400
+    # the shortest user token the API issues, whatever a client asks; below 60 only for
+    # showing (or testing) token expiry, as clients fetch a new token on every reconnect
+    min_token_s: Annotated[int, Meta(ge=MIN_TOKEN_FLOOR_S, le=3600)] = 60
     topic_prefix: PrefixStr = "coplay"
     tls_cert: str = ""
     tls_key: str = ""
@@ -321,6 +325,10 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 raise ValueError(
                     f"trusted_proxies[{i}]: {entry!r} is not an IP address or network"
                 ) from None
+        if self.max_token_s < self.min_token_s:
+            raise ValueError(
+                f"max_token_s: {self.max_token_s} must be >= min_token_s ({self.min_token_s})"
+            )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError(
                 f"{'tls_key' if self.tls_cert else 'tls_cert'}: tls_cert and tls_key go together"

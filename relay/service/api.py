@@ -53,7 +53,6 @@ ASK_FOR_A_LINK: Final = (
     "guest tokens on this relay come from join links; ask the streamer for one "
     "(coplay-host invite USER), then run: coplay-guest join LINK"
 )
-MIN_TOKEN_S: Final = 60
 MAX_BODY_BYTES: Final = 64 * 1024
 SECURITY_SCHEME: Final = "appToken"
 
@@ -114,6 +113,7 @@ class TokenService:
         *,
         invites: InviteStore | None = None,
         guest_token_s: int = GUEST_TOKEN_S,
+        min_token_s: int = 60,
     ) -> None:
         self._apps = {app.client_id: app for app in apps}
         self._issuer = issuer
@@ -121,6 +121,7 @@ class TokenService:
         self._log = log
         self._invites = invites
         self._guest_token_s = guest_token_s
+        self._min_token_s = min_token_s
         # compared against when the client id is unknown, so timing does not reveal which ids exist
         self._decoy = hmac.new(b"coplay", b"decoy", "sha256").hexdigest().encode()
 
@@ -157,7 +158,7 @@ class TokenService:
         if app_id != app.app_id:
             raise ApiError(400, f"cid: must end with @{app.app_id} for this app")
         wanted = request.expires_in if request.expires_in is not None else self._max_token_s
-        lifetime = max(MIN_TOKEN_S, min(wanted, self._max_token_s))
+        lifetime = max(self._min_token_s, min(wanted, self._max_token_s))
         role = role_for(request.username, app.hosts)
         if grant is not None:
             if request.username != grant.username:
@@ -167,7 +168,7 @@ class TokenService:
             role = "guest"
             cap = min(self._guest_token_s, self._max_token_s)
             left = grant.seconds_left(self._invites.now() if self._invites else 0.0)
-            lifetime = max(1, min(max(MIN_TOKEN_S, min(wanted, cap)), left))
+            lifetime = max(1, min(max(self._min_token_s, min(wanted, cap)), left))
         elif role == "guest" and app.guest_tokens != "app":
             raise ApiError(403, ASK_FOR_A_LINK)
         token = self._issuer.user_token(

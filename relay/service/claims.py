@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import jwt
 
+from relay.clock import WallClock
 from relay.secrets import Secret
 from relay.topics import Acl, Role, acl, is_valid_name
 
@@ -68,9 +67,7 @@ def role_for(username: str, hosts: frozenset[str]) -> Role:
 class TokenIssuer:
     """Mints and verifies user and app tokens with one secret and one topic prefix."""
 
-    def __init__(
-        self, secret: Secret, prefix: str = "coplay", clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, secret: Secret, *, clock: WallClock, prefix: str = "coplay") -> None:
         raw = secret.reveal().encode()
         self._user_key = raw
         self._app_key = hmac.new(raw, _APP_KEY_LABEL, hashlib.sha256).digest()
@@ -82,7 +79,7 @@ class TokenIssuer:
         return self._prefix
 
     def now(self) -> int:
-        return int(self._clock())
+        return int(self._clock.time())
 
     # ---------------------------------------------------------------- user tokens
 

@@ -14,7 +14,7 @@ work only while it is live, and the tokens made from them never outlive it.
 
 Writes run in ``BEGIN IMMEDIATE`` transactions, so two redeems of a
 single-use code (here or from ``coplay-relay invite`` in another process)
-cannot both win. ``clock`` is the wall clock in seconds, injectable so tests
+cannot both win. ``clock`` (a :class:`~relay.clock.WallClock`) dates grants; tests pass a fake so they
 need not wait for an expiry. Live grants per app are capped
 (``max_live``, :data:`MAX_LIVE_GRANTS`), and grants a day past their expiry are
 deleted with their credentials, so the file stays small.
@@ -27,13 +27,13 @@ import hmac
 import secrets
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from relay.clock import WallClock
 from relay.config import RelayServiceConfig
 from relay.errors import ConfigError
 
@@ -126,7 +126,7 @@ class InviteStore:
         self,
         path: Path | str,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: WallClock,
         max_live: int = MAX_LIVE_GRANTS,
     ) -> None:
         self._clock = clock
@@ -145,7 +145,7 @@ class InviteStore:
             Path(path).chmod(0o600)
 
     def now(self) -> float:
-        return self._clock()
+        return self._clock.time()
 
     def close(self) -> None:
         with self._lock:
@@ -314,10 +314,10 @@ def _grant(row: tuple[object, ...]) -> Grant:
     )
 
 
-def open_store(config: RelayServiceConfig) -> InviteStore:
+def open_store(config: RelayServiceConfig, clock: WallClock) -> InviteStore:
     """The invite store at ``[server] state_db``; a file that cannot be opened is exit 78."""
     try:
-        return InviteStore(config.state_db)
+        return InviteStore(config.state_db, clock=clock)
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(
             f"{config.path}: $.server.state_db: cannot open {config.state_db}: {exc}"

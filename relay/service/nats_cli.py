@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from relay.clock import SystemClock
 from relay.commandline import json_logs
 from relay.config import RelayServiceConfig
 from relay.errors import ConfigError, UsageError
@@ -108,4 +109,4 @@ def run_callout(config: RelayServiceConfig, args: argparse.Namespace) -> int:
         raise ConfigError(
             f"nats-callout needs the nats extra (missing {exc.name or exc}): {NATS_EXTRA_HINT}"
         ) from None
-    return asyncio.run(serve_callout(config, redactor))
+    return asyncio.run(serve_callout(config, redactor, SystemClock()))

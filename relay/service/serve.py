@@ -21,6 +21,7 @@ import structlog
 import uvicorn
 from amqtt.errors import BrokerError
 
+from relay.clock import SystemClock
 from relay.config import RelayServiceConfig, parse_listen
 from relay.errors import ConfigError
 from relay.logs import Redactor
@@ -93,7 +94,8 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
     server = config.server
     secret = jwt_secret(config, log)
     redactor.add(secret)
-    issuer = TokenIssuer(secret, prefix=config.apps[0].topic_prefix)
+    clock = SystemClock()
+    issuer = TokenIssuer(secret, clock=clock, prefix=config.apps[0].topic_prefix)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -102,7 +104,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
 
     ensure_open_files(server.max_connections, log)
     api_sock = _bind(server.api_listen, "api_listen", config)
-    store = open_store(config)
+    store = open_store(config, clock)
     broker = create_broker(server, issuer, log, grants=store)
     try:
         await broker.start()
@@ -123,6 +125,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         log,
         invites=store,
         guest_token_s=server.guest_token_s,
+        min_token_s=server.min_token_s,
     )
     broker_url, ws_url = public_addresses(config)
     wildcard = ("0.0.0.0", "::", "")  # noqa: S104 (compared with, not bound to)

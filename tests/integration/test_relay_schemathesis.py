@@ -22,6 +22,7 @@ from relay.config import AppCredentials
 from relay.secrets import Secret
 from relay.service.api import TokenService, create_app
 from relay.service.claims import TokenIssuer
+from relay.clock import SystemClock
 from relay.service.invite_store import InviteStore
 from relay.service.invites import InviteService, invite_routes
 from relay.service.ratelimit import RateLimiter
@@ -30,9 +31,9 @@ from tests.support.relay_service import RelayService
 
 def _openapi_document() -> dict[str, Any]:
     app = AppCredentials("coplay", "streamer-app", Secret("unused-secret"), frozenset())
-    issuer = TokenIssuer(Secret("s" * 48))
+    issuer = TokenIssuer(Secret("s" * 48), clock=SystemClock())
     log = structlog.get_logger("test")
-    store = InviteStore(":memory:")
+    store = InviteStore(":memory:", clock=SystemClock())
     invites = InviteService(
         (app,), issuer, store, public_url="http://x", broker_url="", ws_url="", log=log
     )

@@ -49,7 +49,7 @@ class WallClock:
     def __init__(self) -> None:
         self.now = float(int(time.time()))
 
-    def __call__(self) -> float:
+    def time(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:

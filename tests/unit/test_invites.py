@@ -31,7 +31,10 @@ class Clock:
     def __init__(self) -> None:
         self.now = 1_800_000_000.0
 
-    def __call__(self) -> float:
+    def __call__(self) -> float:  # guest.join's clock is a callable
+        return self.now
+
+    def time(self) -> float:  # the relay's WallClock
         return self.now
 
 
