@@ -285,6 +285,16 @@ BAD: dict[str, tuple[str, str, str]] = {
         f'[server]\njwt_secret = "{JWT_SECRET}"\nmax_token_s = 0\n' + APPS_OK,
         "$.server.max_token_s",
     ),
+    "relay-max-below-min-token": (
+        "relay",
+        f'[server]\njwt_secret = "{JWT_SECRET}"\nmax_token_s = 30\n' + APPS_OK,
+        "$.server.max_token_s",
+    ),
+    "relay-min-token-below-floor": (
+        "relay",
+        f'[server]\njwt_secret = "{JWT_SECRET}"\nmin_token_s = 4\n' + APPS_OK,
+        "$.server.min_token_s",
+    ),
     "relay-no-jwt": ("relay", APPS_OK, "$.server.jwt_secret"),
     "relay-short-jwt": (
         "relay",
