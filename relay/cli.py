@@ -26,11 +26,11 @@ from collections.abc import Sequence
 
 from relay.clock import SystemClock
 from relay.commandline import add_common, base_parser, config_path, json_logs, run
-from relay.config import RelayServiceConfig, load_relay_config
 from relay.errors import ConfigError, UsageError
 from relay.invites import MAX_INVITE_USES, describe_duration, join_link, parse_duration
 from relay.logs import Redactor, configure_logging
 from relay.permissions import permission_warnings
+from relay.service.config import RelayServiceConfig, load_relay_config
 from relay.topics import is_valid_name
 
 PROG = "coplay-relay"

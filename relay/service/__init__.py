@@ -8,6 +8,7 @@ works without the extra too.
 
 ::
 
+    config.py     relay.toml: [server], [[apps]], [nats] (msgspec Structs, no extra needed)
     claims.py     HS256 user tokens (EMQX-verifiable claims) and app tokens
     ratelimit.py  per-client token buckets for the API
     api.py        the Easemob-compatible token API (Litestar app factory)

@@ -31,8 +31,9 @@ from litestar.params import JSONBody
 from msgspec import Meta
 
 from relay import __version__
-from relay.config import AppCredentials
+from relay.configfile import field_first
 from relay.service.claims import InvalidToken, TokenIssuer, role_for
+from relay.service.config import AppCredentials
 from relay.service.invite_store import Grant, InviteStore
 from relay.service.ratelimit import Network, RateLimiter, client_address, failure_keys
 from relay.tokenwire import (
@@ -291,7 +292,7 @@ def create_app(
             try:
                 msgspec.json.decode(await request.body(), type=kind)
             except (msgspec.ValidationError, ValueError) as exc:
-                text = f"invalid request: {_field_first(str(exc))}"
+                text = f"invalid request: {field_first(str(exc))}"
                 raise ApiError(400, text) from None
             except msgspec.DecodeError:
                 text = "invalid request: body is not valid JSON"
@@ -385,12 +386,6 @@ def create_app(
         debug=False,
         logging_config=None,
     )
-
-
-def _field_first(message: str) -> str:
-    """msgspec says "what - at `$.a.b`"; lead with the field path instead."""
-    what, sep, where = message.rpartition(" - at ")
-    return f"{where.strip('`')}: {what}" if sep else message
 
 
 def _validation_text(exc: ValidationException) -> str:

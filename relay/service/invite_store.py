@@ -14,8 +14,8 @@ work only while it is live, and the tokens made from them never outlive it.
 
 Writes run in ``BEGIN IMMEDIATE`` transactions, so two redeems of a
 single-use code (here or from ``coplay-relay invite`` in another process)
-cannot both win. ``clock`` (a :class:`~relay.clock.WallClock`) dates grants; tests pass a fake so they
-need not wait for an expiry. Live grants per app are capped
+cannot both win. ``clock`` (a :class:`~relay.clock.WallClock`) dates grants;
+tests pass a fake so they need not wait for an expiry. Live grants per app are capped
 (``max_live``, :data:`MAX_LIVE_GRANTS`), and grants a day past their expiry are
 deleted with their credentials, so the file stays small.
 """
@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Final
 
 from relay.clock import WallClock
-from relay.config import RelayServiceConfig
 from relay.errors import ConfigError
+from relay.service.config import RelayServiceConfig
 
 MAX_LIVE_GRANTS: Final = 256  # live grants per app
 PRUNE_AFTER_S: Final = 86400  # expired grants are kept this long, then deleted

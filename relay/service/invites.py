@@ -28,7 +28,7 @@ from litestar.params import JSONBody
 from litestar.types import ControllerRouterHandler
 from msgspec import Meta
 
-from relay.config import AppCredentials, RelayServiceConfig, parse_listen
+from relay.configfile import parse_listen
 from relay.invites import (
     INVITE_PATH,
     LIST_PATH,
@@ -51,6 +51,7 @@ from relay.invites import (
 )
 from relay.service.api import ERRORS, SECURITY_SCHEME, ApiError
 from relay.service.claims import InvalidToken, TokenIssuer, UserClaims
+from relay.service.config import AppCredentials, RelayServiceConfig
 from relay.service.invite_store import InviteStore, TooManyInvites
 from relay.tokenwire import FailEnvelope
 

@@ -1,6 +1,7 @@
 """What one client may cost the embedded broker, and the counters that show it was enforced.
 
-Every bound is a ``[server]`` key of relay.toml (defaults in :class:`relay.config.ServerSection`):
+Every bound is a ``[server]`` key of relay.toml (defaults in
+:class:`relay.service.config.ServerSection`):
 
 =========================  ==========================================================
 ``max_packet_bytes``       an MQTT packet larger than this (fixed header's remaining
@@ -93,7 +94,7 @@ class BrokerLimits:
 
     @classmethod
     def of(cls, server: Any) -> BrokerLimits:
-        """The limits from a :class:`relay.config.ServerSection`."""
+        """The limits from a :class:`relay.service.config.ServerSection`."""
         return cls(
             max_packet_bytes=server.max_packet_bytes,
             connect_timeout_s=server.connect_timeout_s,

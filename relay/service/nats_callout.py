@@ -46,10 +46,10 @@ from typing import Any, Final, Protocol
 import structlog
 
 from relay.clock import WallClock
-from relay.config import RelayServiceConfig
 from relay.errors import ConfigError
 from relay.logs import Redactor, Throttle
 from relay.service.claims import InvalidToken, TokenIssuer, UserClaims
+from relay.service.config import RelayServiceConfig
 from relay.service.nats_jwt import SERVER, NatsJwtError, NKey, callout_key, decode, encode
 from relay.service.nats_jwt import issuer_key as derive_issuer_key
 from relay.topics import Acl

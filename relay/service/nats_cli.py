@@ -16,9 +16,9 @@ from pathlib import Path
 
 from relay.clock import SystemClock
 from relay.commandline import json_logs
-from relay.config import RelayServiceConfig
 from relay.errors import ConfigError, UsageError
 from relay.logs import Redactor, configure_logging
+from relay.service.config import RelayServiceConfig
 
 NATS_EXTRA_HINT = "pip install 'coplay[relay,nats]'"
 

@@ -22,13 +22,14 @@ import uvicorn
 from amqtt.errors import BrokerError
 
 from relay.clock import SystemClock
-from relay.config import RelayServiceConfig, parse_listen
+from relay.configfile import parse_listen
 from relay.errors import ConfigError
 from relay.logs import Redactor
 from relay.secrets import Secret
 from relay.service.api import TokenService, create_app
 from relay.service.broker import create_broker, disconnect_revoked
 from relay.service.claims import TokenIssuer
+from relay.service.config import RelayServiceConfig
 from relay.service.invite_store import open_store
 from relay.service.invites import InviteService, invite_routes, public_addresses
 from relay.service.joinpage import JoinPage

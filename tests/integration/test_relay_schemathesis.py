@@ -18,11 +18,11 @@ import schemathesis
 import structlog
 from hypothesis import HealthCheck, settings
 
-from relay.config import AppCredentials
+from relay.clock import SystemClock
 from relay.secrets import Secret
 from relay.service.api import TokenService, create_app
 from relay.service.claims import TokenIssuer
-from relay.clock import SystemClock
+from relay.service.config import AppCredentials
 from relay.service.invite_store import InviteStore
 from relay.service.invites import InviteService, invite_routes
 from relay.service.ratelimit import RateLimiter

@@ -28,10 +28,10 @@ import jwt
 import pytest
 import uvicorn
 
-from relay.config import AppCredentials
 from relay.secrets import Secret
 from relay.service.api import TokenService, create_app
 from relay.service.claims import TokenIssuer
+from relay.service.config import AppCredentials
 from relay.service.invite_store import InviteStore
 from relay.service.invites import InviteService, invite_routes
 from relay.service.ratelimit import RateLimiter

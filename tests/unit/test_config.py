@@ -16,19 +16,15 @@ from relay.config import (
     GuestSection,
     HostSection,
     RelaySection,
-    ServerSection,
     check_sink,
-    config_dir,
-    default_config_path,
     load_guest_config,
     load_host_config,
-    load_relay_config,
-    parse_listen,
-    stable_device_id,
-    state_dir,
 )
+from relay.configfile import parse_listen
 from relay.errors import ConfigError
+from relay.locations import config_dir, default_config_path, stable_device_id, state_dir
 from relay.secrets import Secret, resolve_secret
+from relay.service.config import ServerSection, load_relay_config
 
 SECRET = "SeCrEt-in-config-4f2a9c"
 JWT_SECRET = "JwT-SeCrEt-0123456789abcdef0123456789abcdef"

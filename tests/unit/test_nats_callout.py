@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from relay.config import load_relay_config
 from relay.secrets import Secret
 from relay.service.claims import TokenIssuer, UserClaims
+from relay.service.config import load_relay_config
 from relay.service.exports import emqx_config
 from relay.service.invite_store import InviteStore
 from relay.service.nats_callout import (

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import structlog
 
-from relay.config import AppCredentials
 from relay.secrets import Secret
 from relay.service.api import TokenService
 from relay.service.claims import InvalidToken, TokenIssuer
+from relay.service.config import AppCredentials
 from relay.tokenwire import UserTokenRequest
 
 APP = AppCredentials("coplay", "streamer-app", Secret("app-secret"), frozenset({"streamer"}))
