@@ -15,6 +15,8 @@ works without the extra too.
     invites.py    the invite endpoints (create, redeem, revoke, list)
     invite_store.py  SQLite: grants, friends' credentials (hashed), uses, revocations
     revocation.py the broker side of a revoke: refuse, and drop connections at once
+    limits.py     the broker's per-client bounds, counters, and the packet reader
+    amqtt_hooks.py   the amqtt overrides that apply those bounds
     broker.py     amqtt config, JWT auth + ACL plugins, and the broker subclass
     serve.py      one asyncio process running uvicorn and the broker
     exports.py    ``emqx-config`` and ``mosquitto-acl`` output

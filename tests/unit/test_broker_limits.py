@@ -9,13 +9,13 @@ import pytest
 from amqtt.errors import NoDataError
 
 from relay.logs import Throttle
+from relay.service.amqtt_hooks import SnapshotDict
 from relay.service.limits import (
     BrokerLimits,
     BrokerStats,
     ConnectRefused,
     LimitExceeded,
     PacketReader,
-    SnapshotDict,
     may_retain,
 )
 from relay.topics import acl
