@@ -11,6 +11,7 @@ works without the extra too.
     config.py     relay.toml: [server], [[apps]], [nats] (msgspec Structs, no extra needed)
     claims.py     HS256 user tokens (EMQX-verifiable claims) and app tokens
     ratelimit.py  per-client token buckets for the API
+    token_service.py  what the token endpoints do (credentials, lifetimes), without HTTP
     api.py        the Easemob-compatible token API (Litestar app factory)
     invites.py    the invite endpoints (create, redeem, revoke, list)
     invite_store.py  SQLite: grants, friends' credentials (hashed), uses, revocations

@@ -9,7 +9,7 @@ The wire types live in :mod:`relay.invites` (the clients use the same ones).
 A host token is a user token with ``role = "host"`` minted for one of the
 relay's apps; a guest token, an app token or none at all is refused (403 /
 401). What a friend's credential may then do in the token flow is decided in
-:class:`relay.service.api.TokenService`. Revoking a grant also asks the
+:class:`relay.service.token_service.TokenService`. Revoking a grant also asks the
 embedded broker to drop that user's connections in that session
 (``on_revoke``). Codes and secrets are handed to ``redact`` as they are made, so
 no log line can show them.
@@ -22,7 +22,7 @@ from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 import msgspec
-from litestar import Request, post
+from litestar import Request
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 from litestar.types import ControllerRouterHandler
@@ -49,10 +49,11 @@ from relay.invites import (
     RevokeInvite,
     join_link,
 )
-from relay.service.api import ERRORS, SECURITY_SCHEME, ApiError
+from relay.service.api import ERRORS, SECURITY_SCHEME, Route
 from relay.service.claims import InvalidToken, TokenIssuer, UserClaims
 from relay.service.config import AppCredentials, RelayServiceConfig
 from relay.service.invite_store import InviteStore, TooManyInvites
+from relay.service.token_service import ApiError
 from relay.tokenwire import FailEnvelope
 
 # One answer for every code that does not work, so the API is no oracle for codes.
@@ -237,10 +238,8 @@ class InviteService:
         )
 
 
-def invite_routes(
-    service: InviteService, strict: Callable[[type], Any]
-) -> list[ControllerRouterHandler]:
-    """The four route handlers; ``strict(Kind)`` is the API's rate-limit + strict-body check."""
+def invite_routes(service: InviteService, route: Route) -> list[ControllerRouterHandler]:
+    """The four route handlers, declared with the token API's ``route`` (strict bodies)."""
     host_only: list[dict[str, list[str]]] = [{SECURITY_SCHEME: []}]
     responses = {
         **ERRORS,
@@ -250,10 +249,9 @@ def invite_routes(
         FailEnvelope, description="malformed request, or a host invited", generate_examples=False
     )
 
-    @post(
+    @route(
         INVITE_PATH,
-        status_code=200,
-        before_request=strict(_CreateInviteCheck),
+        _CreateInviteCheck,
         responses=responses,
         security=host_only,
         summary="Create an invite (a join link) for one friend in one session",
@@ -265,21 +263,18 @@ def invite_routes(
         body = service.create(request.headers.get("authorization"), data)
         return InviteCreatedEnvelope(200, "success", body)
 
-    @post(
+    @route(
         REDEEM_PATH,
-        status_code=200,
-        before_request=strict(RedeemInvite),
-        responses=ERRORS,
+        RedeemInvite,
         summary="Redeem a join link's code for the friend's own app credential",
         operation_id="redeemInvite",
     )
     async def redeem(data: JSONBody[RedeemInvite]) -> RedeemedEnvelope:
         return RedeemedEnvelope(200, "success", service.redeem(data))
 
-    @post(
+    @route(
         REVOKE_PATH,
-        status_code=200,
-        before_request=strict(RevokeInvite),
+        RevokeInvite,
         responses=responses,
         security=host_only,
         summary="End every grant of one user in one session",
@@ -291,10 +286,9 @@ def invite_routes(
         body = service.revoke(request.headers.get("authorization"), data)
         return RevokedEnvelope(200, "success", body)
 
-    @post(
+    @route(
         LIST_PATH,
-        status_code=200,
-        before_request=strict(ListInvites),
+        ListInvites,
         responses=responses,
         security=host_only,
         summary="List the live grants (never a code, secret or token)",

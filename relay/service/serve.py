@@ -26,7 +26,7 @@ from relay.configfile import parse_listen
 from relay.errors import ConfigError
 from relay.logs import Redactor
 from relay.secrets import Secret
-from relay.service.api import TokenService, create_app
+from relay.service.api import create_app
 from relay.service.broker import create_broker, disconnect_revoked
 from relay.service.claims import TokenIssuer
 from relay.service.config import RelayServiceConfig
@@ -35,6 +35,7 @@ from relay.service.invites import InviteService, invite_routes, public_addresses
 from relay.service.joinpage import JoinPage
 from relay.service.limits import ensure_open_files, report_status
 from relay.service.ratelimit import RateLimiter, proxy_networks
+from relay.service.token_service import TokenService
 
 
 class _Uvicorn(uvicorn.Server):

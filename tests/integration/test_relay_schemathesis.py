@@ -20,12 +20,13 @@ from hypothesis import HealthCheck, settings
 
 from relay.clock import SystemClock
 from relay.secrets import Secret
-from relay.service.api import TokenService, create_app
+from relay.service.api import create_app
 from relay.service.claims import TokenIssuer
 from relay.service.config import AppCredentials
 from relay.service.invite_store import InviteStore
 from relay.service.invites import InviteService, invite_routes
 from relay.service.ratelimit import RateLimiter
+from relay.service.token_service import TokenService
 from tests.support.relay_service import RelayService
 
 

@@ -6,9 +6,9 @@ import pytest
 import structlog
 
 from relay.secrets import Secret
-from relay.service.api import TokenService
 from relay.service.claims import InvalidToken, TokenIssuer
 from relay.service.config import AppCredentials
+from relay.service.token_service import TokenService
 from relay.tokenwire import UserTokenRequest
 
 APP = AppCredentials("coplay", "streamer-app", Secret("app-secret"), frozenset({"streamer"}))
