@@ -159,7 +159,7 @@ class HostSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         try:
             check_sink(self.sink)
         except ValueError as exc:
-            raise ValueError(f"sink: {exc}") from None
+            raise ValueError(f"sink: {exc}") from exc
 
     def allowed(self) -> dict[str, int | None]:
         """``allow`` as {user: fixed seat or None}."""

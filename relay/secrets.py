@@ -68,7 +68,7 @@ def resolve_secret(
         except OSError as exc:
             raise ConfigError(
                 f"{source}: $.{field}_file: cannot read {path}: {exc.strerror or exc}"
-            ) from None
+            ) from exc
         if not value:
             raise ConfigError(f"{source}: $.{field}_file: {path} is empty")
         return Secret(value)

@@ -136,6 +136,7 @@ class TokenIssuer:
                 algorithms=[ALGORITHM],
                 options={"require": list(USER_CLAIMS), "verify_exp": False, "verify_iat": False},
             )
+        # from None: PyJWT's messages may quote parts of the token, which is the password
         except jwt.InvalidAudienceError:
             raise InvalidToken("not a user token") from None
         except jwt.InvalidTokenError as exc:
@@ -178,6 +179,7 @@ class TokenIssuer:
                 },
             )
         except jwt.InvalidTokenError as exc:
+            # from None: PyJWT's messages may quote parts of the token
             raise InvalidToken(f"invalid app token: {type(exc).__name__}") from None
         if claims["typ"] != APP_TYPE:
             raise InvalidToken("not an app token")

@@ -81,14 +81,14 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             try:
                 parse_listen(value)
             except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
+                raise ValueError(f"{name}: {exc}") from exc
         for i, entry in enumerate(self.trusted_proxies):
             try:
                 ipaddress.ip_network(entry.strip(), strict=False)
-            except ValueError:
+            except ValueError as exc:
                 raise ValueError(
                     f"trusted_proxies[{i}]: {entry!r} is not an IP address or network"
-                ) from None
+                ) from exc
         if self.max_token_s < self.min_token_s:
             raise ValueError(
                 f"max_token_s: {self.max_token_s} must be >= min_token_s ({self.min_token_s})"

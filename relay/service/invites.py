@@ -50,10 +50,10 @@ from relay.invites import (
     join_link,
 )
 from relay.service.api import ERRORS, SECURITY_SCHEME, Route
-from relay.service.claims import InvalidToken, TokenIssuer, UserClaims
+from relay.service.claims import TokenIssuer, UserClaims
 from relay.service.config import AppCredentials, RelayServiceConfig
 from relay.service.invite_store import InviteStore, TooManyInvites
-from relay.service.token_service import ApiError
+from relay.service.token_service import ApiError, verified
 from relay.tokenwire import FailEnvelope
 
 # One answer for every code that does not work, so the API is no oracle for codes.
@@ -130,12 +130,7 @@ class InviteService:
 
     def host(self, token: str | None) -> tuple[AppCredentials, UserClaims]:
         """The app and claims of a host token; 401 for no or a bad token, 403 for a guest's."""
-        if not token:
-            raise ApiError(401, "missing Authorization header (a host's user token)")
-        try:
-            claims = self._issuer.verify_user(token)
-        except InvalidToken as exc:
-            raise ApiError(401, str(exc)) from None
+        claims = verified(token, "a host's user token", self._issuer.verify_user)
         if claims.role != "host":
             raise ApiError(403, "only the streamer's host token may manage invites")
         app = self._apps.get(claims.app or "")
@@ -158,10 +153,10 @@ class InviteService:
                 ttl_s=request.ttl_s,
                 uses=request.uses,
             )
-        except TooManyInvites:
+        except TooManyInvites as exc:
             raise ApiError(
                 429, "too many live invites for this app; revoke some (coplay-host revoke USER)"
-            ) from None
+            ) from exc
         self._redact(code)
         self._log.info(
             "invite_created",

@@ -45,7 +45,7 @@ import resource
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from amqtt.adapters import ReaderAdapter
@@ -81,14 +81,7 @@ class BrokerLimits:
     @classmethod
     def of(cls, server: Any) -> BrokerLimits:
         """The limits from a :class:`relay.service.config.ServerSection`."""
-        return cls(
-            max_packet_bytes=server.max_packet_bytes,
-            connect_timeout_s=server.connect_timeout_s,
-            max_connections=server.max_connections,
-            max_subscriptions=server.max_subscriptions,
-            max_pending_out=server.max_pending_out,
-            max_publish_per_s=server.max_publish_per_s,
-        )
+        return cls(**{f.name: getattr(server, f.name) for f in fields(cls)})
 
 
 # the counters the relay's status shows (all start at 0, so a status line lists them all)
@@ -180,15 +173,15 @@ class PacketReader(ReaderAdapter):  # type: ignore[misc]
         """The CONNECT: within ``connect_timeout_s``; any failure ends the socket quietly."""
         try:
             await asyncio.wait_for(self._next_packet(), self.limits.connect_timeout_s)
-        except TimeoutError:
+        except TimeoutError as exc:
             self.stats.count("connect_timeouts")
-            raise ConnectRefused("no CONNECT in time") from None
+            raise ConnectRefused("no CONNECT in time") from exc
         except LimitExceeded as exc:
             self.stats.count(exc.counter)
-            raise ConnectRefused(exc.counter) from None
-        except NoDataError:
+            raise ConnectRefused(exc.counter) from exc
+        except NoDataError as exc:
             self.stats.count("closed_before_connect")
-            raise ConnectRefused("closed before CONNECT") from None
+            raise ConnectRefused("closed before CONNECT") from exc
         self._connected = True
 
     async def _guarded(self) -> None:

@@ -84,7 +84,7 @@ def _bind(listen: str, field: str, config: RelayServiceConfig) -> socket.socket:
         sock.close()
         raise ConfigError(
             f"{config.path}: $.server.{field}: cannot listen on {listen}: {exc.strerror or exc}"
-        ) from None
+        ) from exc
     sock.set_inheritable(True)
     return sock
 
@@ -118,7 +118,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         raise ConfigError(
             f"{config.path}: $.server: the broker cannot listen on "
             f"{server.mqtt_listen}{' / ' + server.ws_listen if server.ws_listen else ''}: {why}"
-        ) from None
+        ) from exc
 
     service = TokenService(
         config.apps,

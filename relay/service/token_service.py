@@ -11,14 +11,17 @@ the client asks, within ``[server] min_token_s`` .. ``max_token_s``; a friend's
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from relay.service.claims import InvalidToken, TokenIssuer, role_for
 from relay.service.config import AppCredentials
 from relay.service.invite_store import Grant, InviteStore
 from relay.tokenwire import UserTokenRequest
 from relay.topics import is_valid_name
+
+T = TypeVar("T")
 
 APP_TOKEN_S: Final = 3600
 GUEST_TOKEN_S: Final = 600
@@ -36,6 +39,16 @@ class ApiError(Exception):
         self.status = status
         self.text = text
         self.headers = headers or {}
+
+
+def verified(token: str | None, what: str, verify: Callable[[str], T]) -> T:
+    """``verify(token)``; 401 naming ``what`` when the header is missing or the token is bad."""
+    if not token:
+        raise ApiError(401, f"missing Authorization header ({what})")
+    try:
+        return verify(token)
+    except InvalidToken as exc:  # its text is a short reason, never the token
+        raise ApiError(401, str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +101,7 @@ class TokenService:
         return Issued(self._issuer.app_token(client_id, lifetime), lifetime)
 
     def user_token(self, app_token: str | None, request: UserTokenRequest) -> Issued:
-        if not app_token:
-            raise ApiError(401, "missing Authorization header (the app token)")
-        try:
-            client_id = self._issuer.verify_app(app_token)
-        except InvalidToken as exc:
-            raise ApiError(401, str(exc)) from None
+        client_id = verified(app_token, "the app token", self._issuer.verify_app)
         app = self._apps.get(client_id)
         grant = None
         if app is None and self._invites is not None:
