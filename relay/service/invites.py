@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 from litestar.types import ControllerRouterHandler
@@ -244,55 +245,53 @@ def invite_routes(service: InviteService, route: Route) -> list[ControllerRouter
         FailEnvelope, description="malformed request, or a host invited", generate_examples=False
     )
 
-    @route(
-        INVITE_PATH,
-        _CreateInviteCheck,
-        responses=responses,
-        security=host_only,
-        summary="Create an invite (a join link) for one friend in one session",
-        operation_id="createInvite",
-    )
+    def host_route(
+        path: str, kind: type[msgspec.Struct], summary: str, operation_id: str
+    ) -> Callable[[Callable[..., Any]], HTTPRouteHandler]:
+        """A route only a host token may call (401 without one, 403 for a guest's)."""
+        return route(
+            path,
+            kind,
+            responses=responses,
+            security=host_only,
+            summary=summary,
+            operation_id=operation_id,
+        )
+
     async def create(
         request: Request[Any, Any, Any], data: JSONBody[CreateInvite]
     ) -> InviteCreatedEnvelope:
-        body = service.create(request.headers.get("authorization"), data)
-        return InviteCreatedEnvelope(200, "success", body)
+        return InviteCreatedEnvelope(200, "success", service.create(_token(request), data))
 
-    @route(
-        REDEEM_PATH,
-        RedeemInvite,
-        summary="Redeem a join link's code for the friend's own app credential",
-        operation_id="redeemInvite",
-    )
     async def redeem(data: JSONBody[RedeemInvite]) -> RedeemedEnvelope:
         return RedeemedEnvelope(200, "success", service.redeem(data))
 
-    @route(
-        REVOKE_PATH,
-        RevokeInvite,
-        responses=responses,
-        security=host_only,
-        summary="End every grant of one user in one session",
-        operation_id="revokeInvite",
-    )
     async def revoke(
         request: Request[Any, Any, Any], data: JSONBody[RevokeInvite]
     ) -> RevokedEnvelope:
-        body = service.revoke(request.headers.get("authorization"), data)
-        return RevokedEnvelope(200, "success", body)
+        return RevokedEnvelope(200, "success", service.revoke(_token(request), data))
 
-    @route(
-        LIST_PATH,
-        ListInvites,
-        responses=responses,
-        security=host_only,
-        summary="List the live grants (never a code, secret or token)",
-        operation_id="listInvites",
-    )
     async def list_invites(
         request: Request[Any, Any, Any], data: JSONBody[ListInvites]
     ) -> InviteListEnvelope:
-        body = service.list(request.headers.get("authorization"), data)
-        return InviteListEnvelope(200, "success", body)
+        return InviteListEnvelope(200, "success", service.list(_token(request), data))
 
-    return [create, redeem, revoke, list_invites]
+    redeem_summary = "Redeem a join link's code for the friend's own app credential"
+    return [
+        host_route(INVITE_PATH, _CreateInviteCheck, CREATE_SUMMARY, "createInvite")(create),
+        route(REDEEM_PATH, RedeemInvite, summary=redeem_summary, operation_id="redeemInvite")(
+            redeem
+        ),
+        host_route(REVOKE_PATH, RevokeInvite, REVOKE_SUMMARY, "revokeInvite")(revoke),
+        host_route(LIST_PATH, ListInvites, LIST_SUMMARY, "listInvites")(list_invites),
+    ]
+
+
+CREATE_SUMMARY: Final = "Create an invite (a join link) for one friend in one session"
+REVOKE_SUMMARY: Final = "End every grant of one user in one session"
+LIST_SUMMARY: Final = "List the live grants (never a code, secret or token)"
+
+
+def _token(request: Request[Any, Any, Any]) -> str | None:
+    """The raw token in the Authorization header (no "Bearer"), if any."""
+    return request.headers.get("authorization")
