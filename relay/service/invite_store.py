@@ -102,6 +102,10 @@ class Grant:
     def live(self, now: float) -> bool:
         return self.revoked_at is None and now < self.expires_at
 
+    def log_fields(self) -> dict[str, object]:
+        """Who and where, for a log line: user, session, grant id (never a code or secret)."""
+        return {"user": self.username, "session": self.session, "grant": self.id}
+
     def seconds_left(self, now: float) -> int:
         return max(0, int(self.expires_at - now))
 

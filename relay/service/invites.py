@@ -162,12 +162,10 @@ class InviteService:
         self._log.info(
             "invite_created",
             by=claims.sub,
-            user=grant.username,
-            session=grant.session,
             seat=grant.seat,
             uses=grant.uses,
             expires_in=request.ttl_s,
-            grant=grant.id,
+            **grant.log_fields(),
         )
         return InviteCreated(code, join_link(self._public_url, code), request.ttl_s)
 
@@ -179,13 +177,7 @@ class InviteService:
             raise ApiError(401, REDEEM_REFUSED)
         self._redact(made.client_secret)
         grant = made.grant
-        self._log.info(
-            "invite_redeemed",
-            user=grant.username,
-            session=grant.session,
-            grant=grant.id,
-            uses_left=grant.uses_left,
-        )
+        self._log.info("invite_redeemed", uses_left=grant.uses_left, **grant.log_fields())
         return Redeemed(
             appClientId=made.client_id,
             appClientSecret=made.client_secret,

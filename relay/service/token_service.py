@@ -160,9 +160,7 @@ class TokenService:
         if not grant.live(now):
             raise ApiError(401, _ended(grant))
         lifetime = max(1, min(APP_TOKEN_S, self._max_token_s, grant.seconds_left(now)))
-        self._log.info(
-            "app_token_issued", user=grant.username, session=grant.session, grant=grant.id
-        )
+        self._log.info("app_token_issued", **grant.log_fields())
         return Issued(self._issuer.app_token(client_id, lifetime), lifetime)
 
     def _friend_app(self, client_id: str) -> tuple[AppCredentials | None, Grant | None]:
