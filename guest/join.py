@@ -30,9 +30,10 @@ from typing import Final
 
 import msgspec
 
-from relay.config import LinkSettings, RelaySection, state_dir
+from relay.config import LinkSettings, RelaySection
 from relay.errors import AuthError, CoplayError, UsageError
 from relay.invites import Grant, InviteClient, Redeemed, parse_link
+from relay.locations import state_dir
 from relay.secrets import Secret
 from relay.tokenwire import APP_TOKEN_PATH
 

@@ -24,12 +24,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from relay.clock import SystemClock
 from relay.commandline import add_common, base_parser, config_path, json_logs, run
-from relay.config import RelayServiceConfig, load_relay_config
-from relay.errors import ConfigError, UsageError
+from relay.errors import ConfigError, UsageError, needs_extra
 from relay.invites import MAX_INVITE_USES, describe_duration, join_link, parse_duration
 from relay.logs import Redactor, configure_logging
 from relay.permissions import permission_warnings
+from relay.service.config import RelayServiceConfig, load_relay_config
 from relay.topics import is_valid_name
 
 PROG = "coplay-relay"
@@ -106,7 +107,7 @@ def print_emqx(config: RelayServiceConfig, *, show_secret: bool) -> int:
     try:
         text = emqx_config(config, show_secret=show_secret)
     except ValueError as exc:
-        raise ConfigError(f"{config.path}: $.server.jwt_secret: {exc}") from None
+        raise ConfigError(f"{config.path}: $.server.jwt_secret: {exc}") from exc
     sys.stdout.write(text)
     return 0
 
@@ -131,7 +132,7 @@ def operator_invite(config: RelayServiceConfig, args: argparse.Namespace) -> int
     if args.seat is not None and not 1 <= args.seat <= 16:
         raise UsageError("--seat: must be 1 to 16")
     ttl_s = parse_duration(args.ttl)
-    store = open_store(config)
+    store = open_store(config, SystemClock())
     try:
         _, code = store.create(
             app=app.client_id,
@@ -141,8 +142,8 @@ def operator_invite(config: RelayServiceConfig, args: argparse.Namespace) -> int
             ttl_s=ttl_s,
             uses=args.uses,
         )
-    except TooManyInvites:
-        raise UsageError(f"too many live invites for {app.app_id!r}; revoke some first") from None
+    except TooManyInvites as exc:
+        raise UsageError(f"too many live invites for {app.app_id!r}; revoke some first") from exc
     finally:
         store.close()
     print(join_link(config.public_url, code), flush=True)
@@ -157,13 +158,8 @@ def operator_invite(config: RelayServiceConfig, args: argparse.Namespace) -> int
 def serve(config: RelayServiceConfig, args: argparse.Namespace) -> int:
     redactor = Redactor(config.secrets)
     configure_logging(args.log_level, redactor=redactor, json=json_logs(args))
-    try:
+    with needs_extra("the relay service", "relay"):
         from relay.service import serve as service  # noqa: PLC0415 (the optional extra)
-    except ImportError as exc:
-        raise ConfigError(
-            f"the relay service needs the relay extra (missing {exc.name or exc}): "
-            "pip install 'coplay[relay]'"
-        ) from None
     return asyncio.run(service.serve(config, redactor, args.log_level))
 
 

@@ -1,7 +1,9 @@
-"""Where time comes from: the seam tests replace with a fake.
+"""Where time comes from: the seams tests replace with a fake.
 
 The monotonic clock times everything local (staleness, backoff, rates); the wall
-clock dates what others check (token ``iat``/``exp``, invite expiry).
+clock dates what others check (token ``iat``/``exp``, invite expiry). Two
+Protocols, so a fake for one need not fake the other; :class:`SystemClock`
+is both.
 """
 
 from __future__ import annotations
@@ -11,18 +13,27 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """Where time comes from; tests pass a fake."""
+    """Where monotonic time comes from; tests pass a fake."""
 
     def monotonic(self) -> float: ...
 
     def monotonic_ns(self) -> int: ...
 
 
+class WallClock(Protocol):
+    """Where wall-clock time (seconds since the epoch) comes from; tests pass a fake."""
+
+    def time(self) -> float: ...
+
+
 class SystemClock:
-    """The real monotonic clock."""
+    """The real clocks: monotonic and wall."""
 
     def monotonic(self) -> float:
         return time.monotonic()
 
     def monotonic_ns(self) -> int:
         return time.monotonic_ns()
+
+    def time(self) -> float:
+        return time.time()

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from relay import __version__
-from relay.config import default_config_path
 from relay.errors import EXIT_FAILURE, CoplayError
+from relay.locations import default_config_path
 from relay.logs import LEVELS
 
 

@@ -1,74 +1,43 @@
-"""The TOML config files of DESIGN (``relay.toml``, ``host.toml``, ``guest.toml``).
+"""host.toml and guest.toml: the ``[relay]`` section they share, ``[host]`` and ``[guest]``.
 
 Each file is one ``msgspec.Struct`` tree with ``forbid_unknown_fields``,
-decoded in one call; value limits live in the types and cross-field checks in
-``__post_init__``. Every error becomes a :class:`~relay.errors.ConfigError`
-whose one line names the file and the field path (``$.host.seats[0]``), and
-the CLIs exit 78 on it. Secrets are resolved after decoding (see
-:mod:`relay.secrets`) and never come from the command line.
+decoded in one call (:func:`relay.configfile.load_toml`); value limits live in
+the types and cross-field checks in ``__post_init__``. Every error becomes a
+:class:`~relay.errors.ConfigError` whose one line names the file and the field
+path (``$.host.seats[0]``), and the CLIs exit 78 on it. Secrets are resolved
+after decoding (see :mod:`relay.secrets`) and never come from the command
+line. relay.toml is :mod:`relay.service.config`; where files live,
+:mod:`relay.locations`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import os
-import re
-import sys
-import uuid
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Final, Literal, TypeVar
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta
 
+from relay.configfile import NameStr, OptionalName, PrefixStr, check_url, load_toml
 from relay.errors import ConfigError
-from relay.secrets import Secret, resolve_secret
-from relay.topics import NAME_PATTERN, PREFIX_PATTERN, is_valid_name
+from relay.locations import stable_device_id
+from relay.secrets import Secret, section_secret
+from relay.topics import is_valid_name
 
-NameStr = Annotated[str, Meta(pattern=f"^{NAME_PATTERN}\\Z")]
-PrefixStr = Annotated[str, Meta(pattern=f"^{PREFIX_PATTERN}\\Z")]
-OptionalName = Annotated[str, Meta(pattern=f"^({NAME_PATTERN})?\\Z")]
 SeatNo = Annotated[int, Meta(ge=1, le=16)]
 MAX_SEATS: Final = 7
 MAX_BROKER_URLS: Final = 16
-Port = Annotated[int, Meta(ge=1, le=65535)]
 
 BROKER_SCHEMES: Final = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
 SINK_KINDS: Final = ("uinput", "log", "jsonl", "null")
 
 ENV_APP_CLIENT_SECRET: Final = "COPLAY_APP_CLIENT_SECRET"  # noqa: S105 (a variable name, not a secret)
 ENV_MQTT_PASSWORD: Final = "COPLAY_MQTT_PASSWORD"  # noqa: S105 (a variable name, not a secret)
-ENV_JWT_SECRET: Final = "COPLAY_JWT_SECRET"  # noqa: S105 (a variable name, not a secret)
 ENV_INVITE: Final = "COPLAY_INVITE"
-
-
-def _check_url(field: str, value: str, schemes: Collection[str], expected: str) -> None:
-    """ValueError naming ``field`` unless ``value`` is a URL with one of ``schemes`` and a host.
-
-    The message never echoes a user name or password written into the URL.
-    """
-    url = urlsplit(value)
-    shown = value
-    if url.username is not None or url.password is not None:
-        shown = value.replace(url.netloc, url.netloc.rpartition("@")[2], 1)
-    try:
-        url.port  # noqa: B018 (raises ValueError for a port that is not a number in 0-65535)
-    except ValueError:
-        raise ValueError(f"{field}: bad port in {shown!r}") from None
-    if url.scheme not in schemes or not url.hostname:
-        raise ValueError(f"{field}: must be {expected}, got {shown!r}")
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``"127.0.0.1:8080"`` or ``"[::1]:8080"`` -> (host, port); ValueError otherwise."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
 
 
 # ---------------------------------------------------------------- [relay] (host + guest)
@@ -114,10 +83,10 @@ class RelaySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 if not getattr(self, name):
                     raise ValueError(f"{name}: missing required key")
         if self.api_url:
-            _check_url("api_url", self.api_url, ("http", "https"), "http(s)://HOST[:PORT][/PATH]")
+            check_url("api_url", self.api_url, ("http", "https"), "http(s)://HOST[:PORT][/PATH]")
         urls = broker_urls(self.broker_url)
         for i, url in enumerate(urls):
-            _check_url(
+            check_url(
                 "broker_url" if isinstance(self.broker_url, str) else f"broker_url[{i}]",
                 url,
                 BROKER_SCHEMES,
@@ -190,7 +159,7 @@ class HostSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         try:
             check_sink(self.sink)
         except ValueError as exc:
-            raise ValueError(f"sink: {exc}") from None
+            raise ValueError(f"sink: {exc}") from exc
 
     def allowed(self) -> dict[str, int | None]:
         """``allow`` as {user: fixed seat or None}."""
@@ -261,225 +230,13 @@ class GuestConfig:
     guest: GuestSection
 
 
-# ---------------------------------------------------------------- relay.toml
-
-
-class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    api_listen: str = "127.0.0.1:8080"
-    mqtt_listen: str = "127.0.0.1:1883"
-    ws_listen: str = ""
-    jwt_secret: str = ""
-    jwt_secret_file: str = ""
-    ephemeral_secret: bool = False
-    max_token_s: Annotated[int, Meta(ge=60, le=30 * 86400)] = 86400
-    topic_prefix: PrefixStr = "coplay"
-    tls_cert: str = ""
-    tls_key: str = ""
-    # invites: where friends reach the relay, where grants live, how long a guest token lives
-    public_url: str = ""  # default: http(s)://{api_listen}
-    state_db: str = "relay.sqlite3"  # relative: in the relay's state directory
-    guest_token_s: Annotated[int, Meta(ge=60, le=86400)] = 600
-    public_broker_url: str = ""  # default: the host of public_url, mqtt_listen's port
-    public_ws_url: str = ""  # default: the host of public_url, ws_listen's port (if any)
-    rate_limit_per_min: Annotated[int, Meta(ge=1)] = 120  # failed requests per address
-    trusted_proxies: list[str] = msgspec.field(default_factory=list)  # may set X-Forwarded-For
-    # the embedded broker's bounds per client (relay/service/limits.py)
-    max_packet_bytes: Annotated[int, Meta(ge=512, le=268_435_455)] = 4096
-    connect_timeout_s: Annotated[float, Meta(gt=0, le=300)] = 10.0
-    max_connections: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
-    max_subscriptions: Annotated[int, Meta(ge=2, le=100_000)] = 16
-    max_pending_out: Annotated[int, Meta(ge=8, le=1_000_000)] = 256
-    max_publish_per_s: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
-    status_interval_s: Annotated[float, Meta(ge=0)] = 60.0  # broker_status log; 0 = never
-
-    def __post_init__(self) -> None:
-        if self.public_url:
-            _check_url("public_url", self.public_url, ("http", "https"), "http(s)://HOST[:PORT]")
-        if self.public_broker_url:
-            _check_url(
-                "public_broker_url",
-                self.public_broker_url,
-                ("mqtt", "mqtts"),
-                "mqtt(s)://HOST[:PORT]",
-            )
-        if self.public_ws_url:
-            _check_url(
-                "public_ws_url", self.public_ws_url, ("ws", "wss"), "ws(s)://HOST[:PORT]/PATH"
-            )
-        listeners = {"api_listen": self.api_listen, "mqtt_listen": self.mqtt_listen}
-        if self.ws_listen:
-            listeners["ws_listen"] = self.ws_listen
-        for name, value in listeners.items():
-            try:
-                parse_listen(value)
-            except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
-        for i, entry in enumerate(self.trusted_proxies):
-            try:
-                ipaddress.ip_network(entry.strip(), strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"trusted_proxies[{i}]: {entry!r} is not an IP address or network"
-                ) from None
-        if bool(self.tls_cert) != bool(self.tls_key):
-            raise ValueError(
-                f"{'tls_key' if self.tls_cert else 'tls_cert'}: tls_cert and tls_key go together"
-            )
-
-
-class AppEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    client_id: Annotated[str, Meta(min_length=1, max_length=128)]
-    app_id: NameStr = "coplay"
-    client_secret: str = ""
-    client_secret_file: str = ""
-    hosts: list[NameStr] = msgspec.field(default_factory=list)
-    topic_prefix: PrefixStr | None = None  # default: [server] topic_prefix for the first app
-    guest_tokens: Literal["invite", "app"] = "invite"  # who may mint guest tokens
-
-
-class NatsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The NATS cluster that ``coplay-relay nats-callout`` answers logins for."""
-
-    servers: Annotated[list[str], Meta(min_length=1, max_length=MAX_BROKER_URLS)] = msgspec.field(
-        default_factory=lambda: ["nats://127.0.0.1:4222"]
-    )
-    account: NameStr = "COPLAY"  # the account MQTT clients are placed in
-
-    def __post_init__(self) -> None:
-        for i, url in enumerate(self.servers):
-            _check_url(f"servers[{i}]", url, ("nats", "tls"), "nats:// or tls:// with a host")
-
-
-class RelayFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    apps: Annotated[list[AppEntry], Meta(min_length=1)]
-    server: ServerSection = msgspec.field(default_factory=ServerSection)
-    nats: NatsSection = msgspec.field(default_factory=NatsSection)
-
-    def __post_init__(self) -> None:
-        ids = [app.client_id for app in self.apps]
-        if len(set(ids)) != len(ids):
-            raise ValueError("apps: client_id values must be distinct")
-        seen: dict[str, int] = {}
-        for i in range(len(self.apps)):
-            prefix = app_prefix(self, i)
-            if prefix in seen:
-                raise ValueError(
-                    f"apps[{i}]: topic_prefix {prefix!r} is also the prefix of "
-                    f"apps[{seen[prefix]}]; each app needs a topic_prefix of its own"
-                )
-            seen[prefix] = i
-
-
-def app_prefix(parsed: RelayFile, index: int) -> str:
-    """The topic prefix of ``apps[index]``: its own, else ``[server] topic_prefix`` for the
-    first app and the app's ``app_id`` for the others."""
-    app = parsed.apps[index]
-    if app.topic_prefix:
-        return app.topic_prefix
-    return parsed.server.topic_prefix if index == 0 else app.app_id
-
-
-@dataclass(frozen=True, slots=True)
-class AppCredentials:
-    app_id: str
-    client_id: str
-    client_secret: Secret
-    hosts: frozenset[str]
-    topic_prefix: str = "coplay"
-    guest_tokens: Literal["invite", "app"] = "invite"
-
-
-@dataclass(frozen=True, slots=True)
-class RelayServiceConfig:
-    path: Path
-    server: ServerSection
-    jwt_secret: Secret | None  # None only with ephemeral_secret = true
-    apps: tuple[AppCredentials, ...]
-    state_db: Path = Path("relay.sqlite3")  # resolved: [server] state_db in the state directory
-    nats: NatsSection = field(default_factory=NatsSection)
-
-    @property
-    def public_url(self) -> str:
-        """``[server] public_url``, or the API's own address: where join links point."""
-        server = self.server
-        if server.public_url:
-            return server.public_url.rstrip("/")
-        return f"{'https' if server.tls_cert else 'http'}://{server.api_listen}"
-
-    @property
-    def secrets(self) -> tuple[Secret, ...]:
-        found = [app.client_secret for app in self.apps]
-        if self.jwt_secret:
-            found.append(self.jwt_secret)
-        return tuple(found)
-
-
-# ---------------------------------------------------------------- loading
-
-T = TypeVar("T")
-
-
-def _decode(path: Path, kind: type[T]) -> T:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")  # checked here: TOML is UTF-8, whatever the parser says
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: not UTF-8 at byte {exc.start}") from exc
-    try:
-        return msgspec.toml.decode(text, type=kind)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: {_field_first(str(exc))}") from exc
-    except msgspec.DecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-
-
-_MISSING = re.compile(r"Object missing required field `([^`]+)`")
-_UNKNOWN = re.compile(r"Object contains unknown field `([^`]+)`")
-_NAMED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])?): (.+)")
-
-
-def _field_first(message: str) -> str:
-    """msgspec says "what - at `$.a.b`"; lead with the full field path instead.
-
-    A missing or unknown key and a ``__post_init__`` message that starts with
-    ``"field: "`` name their field, so it is appended to the path.
-    """
-    what, sep, where = message.rpartition(" - at ")
-    where = where.strip("`") if sep else "$"
-    what = what if sep else message
-    if match := _MISSING.fullmatch(what):
-        return f"{where}.{match[1]}: missing required key"
-    if match := _UNKNOWN.fullmatch(what):
-        return f"{where}.{match[1]}: unknown key"
-    if match := _NAMED.fullmatch(what):
-        return f"{where}.{match[1]}: {match[2]}"
-    return f"{where}: {what}"
-
-
 def _link(
     path: Path, section: RelaySection, env: Mapping[str, str], program: str, persist: bool
 ) -> LinkSettings:
-    app_secret = resolve_secret(
-        source=path,
-        field="relay.app_client_secret",
-        inline=section.app_client_secret,
-        file=section.app_client_secret_file,
-        env_var=ENV_APP_CLIENT_SECRET,
-        env=env,
+    app_secret = section_secret(
+        path, section, "relay", "app_client_secret", ENV_APP_CLIENT_SECRET, env
     )
-    password = resolve_secret(
-        source=path,
-        field="relay.password",
-        inline=section.password,
-        file=section.password_file,
-        env_var=ENV_MQTT_PASSWORD,
-        env=env,
-    )
+    password = section_secret(path, section, "relay", "password", ENV_MQTT_PASSWORD, env)
     if section.api_url and not app_secret:
         raise ConfigError(
             f"{path}: $.relay.app_client_secret: missing; set it, app_client_secret_file, "
@@ -514,7 +271,7 @@ def load_host_config(
 ) -> HostConfig:
     """``host.toml``; ``persist=False`` (``--check``) writes nothing, not even the device id."""
     env = os.environ if env is None else env
-    parsed = _decode(path, HostFile)
+    parsed = load_toml(path, HostFile)
     if parsed.relay.invite or parsed.relay.invite_file:
         raise ConfigError(f"{path}: $.relay.invite: join links are for guest.toml, not the host")
     link = _link(path, parsed.relay, env, "host", persist)
@@ -526,7 +283,7 @@ def load_guest_config(
 ) -> GuestConfig:
     """``guest.toml``; ``persist=False`` (``--check``) writes nothing, not even the device id."""
     env = os.environ if env is None else env
-    parsed = _decode(path, GuestFile)
+    parsed = load_toml(path, GuestFile)
     link = _link(path, parsed.relay, env, "guest", persist)
     return GuestConfig(path=path, link=link, guest=parsed.guest)
 
@@ -544,151 +301,10 @@ class GuestInvite:
 def load_guest_invite(path: Path, env: Mapping[str, str] | None = None) -> GuestInvite | None:
     """The join link of a guest.toml (``invite``, ``invite_file`` or ``COPLAY_INVITE``), if any."""
     env = os.environ if env is None else env
-    parsed = _decode(path, GuestFile)
+    parsed = load_toml(path, GuestFile)
     section = parsed.relay
     if not (section.invite or section.invite_file):
         return None
-    link = resolve_secret(
-        source=path,
-        field="relay.invite",
-        inline=section.invite,
-        file=section.invite_file,
-        env_var=ENV_INVITE,
-        env=env,
-    )
+    link = section_secret(path, section, "relay", "invite", ENV_INVITE, env)
     assert link is not None  # one of them is set, and an empty file is an error
     return GuestInvite(path=path, link=link, relay=section, guest=parsed.guest)
-
-
-def load_relay_config(path: Path, env: Mapping[str, str] | None = None) -> RelayServiceConfig:
-    env = os.environ if env is None else env
-    parsed = _decode(path, RelayFile)
-    server = parsed.server
-    jwt_secret = resolve_secret(
-        source=path,
-        field="server.jwt_secret",
-        inline=server.jwt_secret,
-        file=server.jwt_secret_file,
-        env_var=ENV_JWT_SECRET,
-        env=env,
-    )
-    if not jwt_secret and not server.ephemeral_secret:
-        raise ConfigError(
-            f"{path}: $.server.jwt_secret: missing; set it, jwt_secret_file or "
-            f"{ENV_JWT_SECRET} (or ephemeral_secret = true for a throwaway relay)"
-        )
-    if jwt_secret and len(jwt_secret.reveal()) < 32:
-        raise ConfigError(f"{path}: $.server.jwt_secret: too short; use at least 32 characters")
-    apps = []
-    for i, app in enumerate(parsed.apps):
-        secret = resolve_secret(
-            source=path,
-            field=f"apps[{i}].client_secret",
-            inline=app.client_secret,
-            file=app.client_secret_file,
-            env_var=None,
-            env=env,
-        )
-        if not secret:
-            raise ConfigError(f"{path}: $.apps[{i}].client_secret: missing")
-        apps.append(
-            AppCredentials(
-                app.app_id,
-                app.client_id,
-                secret,
-                frozenset(app.hosts),
-                topic_prefix=app_prefix(parsed, i),
-                guest_tokens=app.guest_tokens,
-            )
-        )
-    state_db = Path(server.state_db).expanduser()
-    if not state_db.is_absolute():
-        state_db = state_dir(env, relay=True) / state_db
-    return RelayServiceConfig(
-        path=path,
-        server=server,
-        jwt_secret=jwt_secret,
-        apps=tuple(apps),
-        state_db=state_db,
-        nats=parsed.nats,
-    )
-
-
-# ---------------------------------------------------------------- locations
-
-
-def config_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Where config files live by default on this platform."""
-    env = os.environ if env is None else env
-    if env.get("COPLAY_CONFIG_DIR"):
-        return Path(env["COPLAY_CONFIG_DIR"])
-    if sys.platform == "win32":
-        return Path(env.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "coplay"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "coplay"
-    if env.get("CONFIGURATION_DIRECTORY"):  # systemd ConfigurationDirectory=
-        return Path(env["CONFIGURATION_DIRECTORY"])
-    return Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "coplay"
-
-
-def default_config_path(name: str, env: Mapping[str, str] | None = None) -> Path:
-    """``<config dir>/<name>``, falling back to ``/etc/coplay/<name>`` when only that exists."""
-    user = config_dir(env) / name
-    system = Path("/etc/coplay") / name
-    if not user.exists() and system.exists():
-        return system
-    return user
-
-
-def state_dir(env: Mapping[str, str] | None = None, *, relay: bool = False) -> Path:
-    """Where coplay keeps small state (the device id, invites) on this platform.
-
-    ``relay=True``: the relay service's own directory (``coplay-relay`` beside
-    ``coplay``), which is where its systemd unit's ``StateDirectory=`` points.
-    """
-    env = os.environ if env is None else env
-    if env.get("STATE_DIRECTORY"):  # systemd StateDirectory=
-        return Path(env["STATE_DIRECTORY"].split(":")[0])
-    if relay:
-        return state_dir(env).with_name("coplay-relay")
-    if sys.platform == "win32":
-        return Path(env.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "coplay"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "coplay"
-    return Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "coplay"
-
-
-def machine_id(env: Mapping[str, str] | None = None, *, persist: bool = True) -> str:
-    """A random id for this machine (this state directory), kept in ``<state dir>/device_id``.
-
-    Made on first use. When the state directory cannot be written, or with
-    ``persist=False``, a fresh id is used for this run and nothing is written.
-    """
-    path = state_dir(env) / "device_id"
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-        if is_valid_name(value):
-            return value
-    except OSError:
-        pass
-    value = "d" + uuid.uuid4().hex[:16]
-    if persist:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(value + "\n", encoding="utf-8")
-        except OSError:
-            pass
-    return value
-
-
-def stable_device_id(
-    program: str, username: str, env: Mapping[str, str] | None = None, *, persist: bool = True
-) -> str:
-    """The default ``device_id``: stable per machine, program and username (DESIGN, identity).
-
-    A host, a guest for alice and a guest for bob on one PC get three different
-    MQTT client ids, so they never take each other's broker session.
-    """
-    machine = machine_id(env, persist=persist)
-    digest = hashlib.sha256(f"{machine}\0{program}\0{username}".encode()).hexdigest()
-    return f"{program}-{digest[:16]}"

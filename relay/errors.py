@@ -18,6 +18,9 @@ Bad input from the network is never an exception: it is counted and dropped.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -75,3 +78,15 @@ class SessionRejected(CoplayError):
     """The host answered Reject: no seat, or this user is not allowed."""
 
     exit_code = EXIT_TEMPFAIL
+
+
+@contextmanager
+def needs_extra(what: str, extra: str, install: str = "") -> Iterator[None]:
+    """Imports in this block that fail become one ConfigError naming the extra to install."""
+    try:
+        yield
+    except ImportError as exc:
+        raise ConfigError(
+            f"{what} needs the {extra} extra (missing {exc.name or exc}): "
+            f"pip install 'coplay[{install or extra}]'"
+        ) from exc

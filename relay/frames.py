@@ -236,6 +236,7 @@ class FrameCodec:
             raw = self._raw.decode(payload)
         except (msgspec.DecodeError, ValueError, TypeError):
             return Drop.MALFORMED
+        # exact types on purpose: msgpack's true is a Python bool, and bool is an int subclass
         if type(raw) is not list or not raw or type(raw[0]) is not int:
             return Drop.MALFORMED
         fields = self._fields.get(raw[0])
@@ -256,7 +257,10 @@ def _field_types(cls: type[msgspec.Struct]) -> tuple[msgspec.inspect.Type, ...]:
 
 
 def _has_shape(value: object, kind: msgspec.inspect.Type) -> bool:
-    """``value`` (plain decoded msgpack) has the type ``kind`` asks for, limits aside."""
+    """``value`` (plain decoded msgpack) has the type ``kind`` asks for, limits aside.
+
+    Exact types (``type(v) is``), not isinstance: a msgpack true must not pass for an int.
+    """
     match kind:
         case msgspec.inspect.BoolType():
             return type(value) is bool

@@ -260,15 +260,15 @@ class InviteClient:
         except httpx.HTTPError as exc:
             raise TokenApiError(
                 f"cannot reach the relay at {self._api_url} ({type(exc).__name__})"
-            ) from None
+            ) from exc
         status = response.status_code
         if status == 200:
             try:
                 return msgspec.json.decode(response.content, type=kind)
-            except msgspec.DecodeError:
+            except msgspec.DecodeError as exc:
                 raise TokenApiError(
                     f"the relay at {self._api_url} gave an answer coplay does not understand"
-                ) from None
+                ) from exc
         text = _fail_text(response)
         if status in (401, 403):
             raise AuthError(text)

@@ -68,10 +68,28 @@ def resolve_secret(
         except OSError as exc:
             raise ConfigError(
                 f"{source}: $.{field}_file: cannot read {path}: {exc.strerror or exc}"
-            ) from None
+            ) from exc
         if not value:
             raise ConfigError(f"{source}: $.{field}_file: {path} is empty")
         return Secret(value)
     if inline:
         return Secret(inline)
     return None
+
+
+def section_secret(
+    source: Path, section: object, where: str, key: str, env_var: str | None, env: Mapping[str, str]
+) -> Secret | None:
+    """:func:`resolve_secret` for the ``key`` / ``key_file`` pair of a decoded config section.
+
+    ``where`` is the section's path in the file (``"relay"``, ``"apps[0]"``), so
+    errors name ``$.relay.app_client_secret`` and ``$.relay.app_client_secret_file``.
+    """
+    return resolve_secret(
+        source=source,
+        field=f"{where}.{key}",
+        inline=getattr(section, key),
+        file=getattr(section, f"{key}_file"),
+        env_var=env_var,
+        env=env,
+    )

@@ -152,24 +152,23 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
     """MQTT topic-filter matching (``+`` one level, ``#`` the rest).
 
     As MQTT says, a filter that starts with a wildcard does not match a topic
-    that starts with ``$`` (``$SYS/...``).
+    that starts with ``$`` (``$SYS/...``). A ``+`` or ``#`` in ``topic`` is a
+    plain character.
     """
-    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
-        return False
-    f_parts = topic_filter.split("/")
-    t_parts = topic.split("/")
-    for i, part in enumerate(f_parts):
-        if part == "#":
-            return True
-        if i >= len(t_parts):
-            return False
-        if part != "+" and part != t_parts[i]:
-            return False
-    return len(f_parts) == len(t_parts)
+    return _covers(topic_filter, topic, requested_is_filter=False)
 
 
 def filter_covers(allowed: str, requested: str) -> bool:
     """True when every topic matched by filter ``requested`` is also matched by ``allowed``."""
+    return _covers(allowed, requested, requested_is_filter=True)
+
+
+def _covers(allowed: str, requested: str, *, requested_is_filter: bool) -> bool:
+    """``allowed`` matches ``requested``: a topic, or (``requested_is_filter``) all of a filter's.
+
+    A wildcard in a requested filter is covered only by a wildcard at least as wide
+    (``+`` by ``+`` or ``#``, ``#`` by ``#``); in a topic it is a plain character.
+    """
     if requested.startswith("$") and allowed[:1] in ("+", "#"):
         return False
     a_parts = allowed.split("/")
@@ -179,11 +178,11 @@ def filter_covers(allowed: str, requested: str) -> bool:
             return True
         if i >= len(r_parts):
             return False
-        if r_parts[i] == "#":
+        if requested_is_filter and r_parts[i] == "#":
             return False
         if part == "+":
             continue
-        if r_parts[i] == "+" or part != r_parts[i]:
+        if (requested_is_filter and r_parts[i] == "+") or part != r_parts[i]:
             return False
     return len(a_parts) == len(r_parts)
 

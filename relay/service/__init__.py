@@ -8,12 +8,16 @@ works without the extra too.
 
 ::
 
+    config.py     relay.toml: [server], [[apps]], [nats] (msgspec Structs, no extra needed)
     claims.py     HS256 user tokens (EMQX-verifiable claims) and app tokens
     ratelimit.py  per-client token buckets for the API
+    token_service.py  what the token endpoints do (credentials, lifetimes), without HTTP
     api.py        the Easemob-compatible token API (Litestar app factory)
     invites.py    the invite endpoints (create, redeem, revoke, list)
     invite_store.py  SQLite: grants, friends' credentials (hashed), uses, revocations
     revocation.py the broker side of a revoke: refuse, and drop connections at once
+    limits.py     the broker's per-client bounds, counters, and the packet reader
+    amqtt_hooks.py   the amqtt overrides that apply those bounds
     broker.py     amqtt config, JWT auth + ACL plugins, and the broker subclass
     serve.py      one asyncio process running uvicorn and the broker
     exports.py    ``emqx-config`` and ``mosquitto-acl`` output

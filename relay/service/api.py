@@ -16,14 +16,13 @@ Tokens and secrets are never logged or echoed.
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, Final, Protocol
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -31,10 +30,9 @@ from litestar.params import JSONBody
 from msgspec import Meta
 
 from relay import __version__
-from relay.config import AppCredentials
-from relay.service.claims import InvalidToken, TokenIssuer, role_for
-from relay.service.invite_store import Grant, InviteStore
+from relay.configfile import field_first
 from relay.service.ratelimit import Network, RateLimiter, client_address, failure_keys
+from relay.service.token_service import ApiError, Issued, TokenService
 from relay.tokenwire import (
     APP_TOKEN_PATH,
     USER_TOKEN_PATH,
@@ -45,15 +43,7 @@ from relay.tokenwire import (
     TokenEnvelope,
     UserTokenRequest,
 )
-from relay.topics import is_valid_name
 
-APP_TOKEN_S: Final = 3600
-GUEST_TOKEN_S: Final = 600
-ASK_FOR_A_LINK: Final = (
-    "guest tokens on this relay come from join links; ask the streamer for one "
-    "(coplay-host invite USER), then run: coplay-guest join LINK"
-)
-MIN_TOKEN_S: Final = 60
 MAX_BODY_BYTES: Final = 64 * 1024
 SECURITY_SCHEME: Final = "appToken"
 
@@ -74,155 +64,6 @@ class _UserTokenCheck(msgspec.Struct):
 
 class Health(msgspec.Struct):
     status: str
-
-
-# ---------------------------------------------------------------- behaviour
-
-
-class ApiError(Exception):
-    """An answer other than 200: status, one line of text, optional headers."""
-
-    def __init__(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-        self.headers = headers or {}
-
-
-@dataclass(frozen=True, slots=True)
-class Issued:
-    token: str
-    expires_in: int
-
-
-class TokenService:
-    """What the endpoints do, without HTTP: check app credentials, issue tokens.
-
-    Two kinds of app credential reach :meth:`app_token`: an app's own from
-    relay.toml, and a friend's from a redeemed invite (``invites``). A friend's
-    app token yields user tokens only for its grant's username, scoped to its
-    session, for at most ``guest_token_s`` and never past the grant; an app's
-    own yields guest tokens only with ``guest_tokens = "app"``.
-    """
-
-    def __init__(
-        self,
-        apps: tuple[AppCredentials, ...],
-        issuer: TokenIssuer,
-        max_token_s: int,
-        log: Any,
-        *,
-        invites: InviteStore | None = None,
-        guest_token_s: int = GUEST_TOKEN_S,
-    ) -> None:
-        self._apps = {app.client_id: app for app in apps}
-        self._issuer = issuer
-        self._max_token_s = max_token_s
-        self._log = log
-        self._invites = invites
-        self._guest_token_s = guest_token_s
-        # compared against when the client id is unknown, so timing does not reveal which ids exist
-        self._decoy = hmac.new(b"coplay", b"decoy", "sha256").hexdigest().encode()
-
-    def app_token(self, client_id: str, client_secret: str) -> Issued:
-        app = self._apps.get(client_id)
-        if app is None and self._invites is not None:
-            return self._friend_app_token(client_id, client_secret)
-        expected = app.client_secret.reveal().encode() if app else self._decoy
-        match = hmac.compare_digest(client_secret.encode(), expected)
-        if app is None or not match:
-            raise ApiError(401, "invalid app credentials")
-        lifetime = min(APP_TOKEN_S, self._max_token_s)
-        self._log.info("app_token_issued", app_client_id=client_id, expires_in=lifetime)
-        return Issued(self._issuer.app_token(client_id, lifetime), lifetime)
-
-    def user_token(self, app_token: str | None, request: UserTokenRequest) -> Issued:
-        if not app_token:
-            raise ApiError(401, "missing Authorization header (the app token)")
-        try:
-            client_id = self._issuer.verify_app(app_token)
-        except InvalidToken as exc:
-            raise ApiError(401, str(exc)) from None
-        app = self._apps.get(client_id)
-        grant = None
-        if app is None and self._invites is not None:
-            app, grant = self._friend_app(client_id)
-        if app is None:
-            raise ApiError(401, "app token for an unknown app")
-        if not is_valid_name(request.username):
-            raise ApiError(400, "username: 1-64 of A-Z a-z 0-9 _ -")
-        device, sep, app_id = request.cid.partition("@")
-        if not sep or not is_valid_name(device) or not is_valid_name(app_id):
-            raise ApiError(400, "cid: expected DEVICE@APP_ID, each 1-64 of A-Z a-z 0-9 _ -")
-        if app_id != app.app_id:
-            raise ApiError(400, f"cid: must end with @{app.app_id} for this app")
-        wanted = request.expires_in if request.expires_in is not None else self._max_token_s
-        lifetime = max(MIN_TOKEN_S, min(wanted, self._max_token_s))
-        role = role_for(request.username, app.hosts)
-        if grant is not None:
-            if request.username != grant.username:
-                raise ApiError(
-                    403, f"this credential is for user {grant.username!r} only, not another"
-                )
-            role = "guest"
-            cap = min(self._guest_token_s, self._max_token_s)
-            left = grant.seconds_left(self._invites.now() if self._invites else 0.0)
-            lifetime = max(1, min(max(MIN_TOKEN_S, min(wanted, cap)), left))
-        elif role == "guest" and app.guest_tokens != "app":
-            raise ApiError(403, ASK_FOR_A_LINK)
-        token = self._issuer.user_token(
-            username=request.username,
-            cid=request.cid,
-            role=role,
-            lifetime_s=lifetime,
-            prefix=app.topic_prefix,
-            app=app.client_id,
-            session=grant.session if grant else None,
-            grant=grant.id if grant else None,
-        )
-        self._log.info(
-            "user_token_issued",
-            user=request.username,
-            client_id=request.cid,
-            role=role,
-            expires_in=lifetime,
-            **({"session": grant.session, "grant": grant.id} if grant else {}),
-        )
-        return Issued(token, lifetime)
-
-    # ---------------------------------------------------------------- friends' credentials
-
-    def _friend_app_token(self, client_id: str, client_secret: str) -> Issued:
-        assert self._invites is not None
-        grant = self._invites.credential(client_id, client_secret)
-        if grant is None or grant.app not in self._apps:
-            raise ApiError(401, "invalid app credentials")
-        now = self._invites.now()
-        if not grant.live(now):
-            raise ApiError(401, _ended(grant))
-        lifetime = max(1, min(APP_TOKEN_S, self._max_token_s, grant.seconds_left(now)))
-        self._log.info(
-            "app_token_issued", user=grant.username, session=grant.session, grant=grant.id
-        )
-        return Issued(self._issuer.app_token(client_id, lifetime), lifetime)
-
-    def _friend_app(self, client_id: str) -> tuple[AppCredentials | None, Grant | None]:
-        """The app and live grant behind a friend's app token (401 once the grant ended)."""
-        assert self._invites is not None
-        grant = self._invites.grant_of(client_id)
-        if grant is None:
-            return None, None
-        if not grant.live(self._invites.now()):
-            raise ApiError(401, _ended(grant))
-        return self._apps.get(grant.app), grant
-
-
-def _ended(grant: Grant) -> str:
-    why = "was revoked by the streamer" if grant.revoked_at is not None else "has expired"
-    return (
-        f"the invite for {grant.username!r} in session {grant.session!r} {why}; "
-        "ask the streamer for a new join link"
-    )
 
 
 def success(issued: Issued) -> TokenEnvelope:
@@ -254,18 +95,34 @@ REFUSALS: Final = {
 }
 
 
+class Route(Protocol):
+    """Declares a strict-bodied ``POST`` handler of the token API (see :func:`create_app`)."""
+
+    def __call__(
+        self,
+        path: str,
+        kind: type[msgspec.Struct],
+        *,
+        summary: str,
+        operation_id: str,
+        responses: Mapping[int, ResponseSpec] = ...,
+        security: list[dict[str, list[str]]] | None = None,
+    ) -> Callable[[Callable[..., Any]], HTTPRouteHandler]: ...
+
+
 def create_app(
     service: TokenService,
     limiter: RateLimiter,
     log: Any,
     trusted_proxies: Sequence[Network] = (),
-    extra_routes: Callable[[Callable[[type[msgspec.Struct]], Any]], list[Any]] | None = None,
+    extra_routes: Callable[[Route], list[Any]] | None = None,
 ) -> Litestar:
     """The Litestar app for ``service``; failed requests rate-limited per client address
     and per address and app (see :mod:`relay.service.ratelimit`).
 
-    ``extra_routes(strict)`` adds more handlers (the invite endpoints) that use the
-    same strict body check; their failures count against the same rate limit.
+    ``extra_routes(route)`` adds more handlers (the invite endpoints) declared with
+    the same :class:`Route` (strict body check); their failures count against the
+    same rate limit.
     """
 
     def failed(request: Request[Any, Any, Any], exc: ApiError) -> ApiError:
@@ -290,19 +147,35 @@ def create_app(
             try:
                 msgspec.json.decode(await request.body(), type=kind)
             except (msgspec.ValidationError, ValueError) as exc:
-                text = f"invalid request: {_field_first(str(exc))}"
-                raise ApiError(400, text) from None
-            except msgspec.DecodeError:
-                text = "invalid request: body is not valid JSON"
-                raise ApiError(400, text) from None
+                raise ApiError(400, f"invalid request: {field_first(str(exc))}") from exc
+            except msgspec.DecodeError as exc:
+                raise ApiError(400, "invalid request: body is not valid JSON") from exc
 
         return check
 
-    @post(
+    def route(
+        path: str,
+        kind: type[msgspec.Struct],
+        *,
+        summary: str,
+        operation_id: str,
+        responses: Mapping[int, ResponseSpec] = ERRORS,
+        security: list[dict[str, list[str]]] | None = None,
+    ) -> Callable[[Callable[..., Any]], HTTPRouteHandler]:
+        """``POST path`` answering 200, its body checked strictly as ``kind`` first."""
+        return post(
+            path,
+            status_code=200,
+            before_request=strict(kind),
+            responses=dict(responses),
+            security=security,
+            summary=summary,
+            operation_id=operation_id,
+        )
+
+    @route(
         APP_TOKEN_PATH,
-        status_code=200,
-        before_request=strict(AppTokenRequest),
-        responses=ERRORS,
+        AppTokenRequest,
         summary="Exchange app credentials for an app token",
         operation_id="appToken",
     )
@@ -312,10 +185,9 @@ def create_app(
         request.state.coplay_app = data.appClientId  # failures also count per app
         return success(service.app_token(data.appClientId, data.appClientSecret))
 
-    @post(
+    @route(
         USER_TOKEN_PATH,
-        status_code=200,
-        before_request=strict(_UserTokenCheck),
+        _UserTokenCheck,
         responses=REFUSALS,
         security=[{SECURITY_SCHEME: []}],
         summary="Exchange an app token for a user token (the MQTT password)",
@@ -356,7 +228,7 @@ def create_app(
             app_token,
             user_token,
             healthz,
-            *(extra_routes(strict) if extra_routes else []),
+            *(extra_routes(route) if extra_routes else []),
         ],
         exception_handlers={
             ApiError: on_api_error,
@@ -384,12 +256,6 @@ def create_app(
         debug=False,
         logging_config=None,
     )
-
-
-def _field_first(message: str) -> str:
-    """msgspec says "what - at `$.a.b`"; lead with the field path instead."""
-    what, sep, where = message.rpartition(" - at ")
-    return f"{where.strip('`')}: {what}" if sep else message
 
 
 def _validation_text(exc: ValidationException) -> str:

@@ -48,10 +48,11 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.utils import format_client_message, gen_client_id
 
-from relay.config import ServerSection
 from relay.logs import Throttle
+from relay.service.amqtt_hooks import BrokerLimitsMixin, HandlerLimits
 from relay.service.claims import InvalidToken, TokenIssuer
-from relay.service.limits import BrokerLimits, BrokerLimitsMixin, HandlerLimits
+from relay.service.config import ServerSection
+from relay.service.limits import BrokerLimits
 from relay.service.revocation import GRANT_ATTR, GrantCheck, disconnect_grants, pin_grant
 from relay.topics import Acl, filter_covers, topic_matches
 

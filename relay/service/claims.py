@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, Required, TypedDict, Unpack, cast
 
 import jwt
 
+from relay.clock import WallClock
 from relay.secrets import Secret
 from relay.topics import Acl, Role, acl, is_valid_name
 
@@ -65,12 +64,23 @@ def role_for(username: str, hosts: frozenset[str]) -> Role:
     return "host" if username in hosts else "guest"
 
 
+class UserTokenFields(TypedDict, total=False):
+    """What a user token says: who, which client, which role, for how long, and where."""
+
+    username: Required[str]
+    cid: Required[str]
+    role: Required[Role]
+    lifetime_s: Required[int]
+    prefix: str | None  # default: the issuer's prefix
+    app: str | None  # the app's client id
+    session: str | None  # invite guest tokens: the one session they reach
+    grant: int | None  # invite guest tokens: the grant they come from
+
+
 class TokenIssuer:
     """Mints and verifies user and app tokens with one secret and one topic prefix."""
 
-    def __init__(
-        self, secret: Secret, prefix: str = "coplay", clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, secret: Secret, *, clock: WallClock, prefix: str = "coplay") -> None:
         raw = secret.reveal().encode()
         self._user_key = raw
         self._app_key = hmac.new(raw, _APP_KEY_LABEL, hashlib.sha256).digest()
@@ -82,67 +92,34 @@ class TokenIssuer:
         return self._prefix
 
     def now(self) -> int:
-        return int(self._clock())
+        return int(self._clock.time())
 
     # ---------------------------------------------------------------- user tokens
 
-    def user_claims(
-        self,
-        *,
-        username: str,
-        cid: str,
-        role: Role,
-        lifetime_s: int,
-        prefix: str | None = None,
-        app: str | None = None,
-        session: str | None = None,
-        grant: int | None = None,
-    ) -> dict[str, Any]:
+    def user_claims(self, **fields: Unpack[UserTokenFields]) -> dict[str, Any]:
         """The claims of a user token; ``session`` narrows a guest's ``acl`` to that session."""
+        username = fields["username"]
         if not is_valid_name(username):
             raise ValueError(f"invalid username {username!r}")
         now = self.now()
-        rules = acl(role, username, prefix or self._prefix, session or "+")
+        role, session = fields["role"], fields.get("session")
+        rules = acl(role, username, fields.get("prefix") or self._prefix, session or "+")
         claims: dict[str, Any] = {
             "sub": username,
-            "cid": cid,
+            "cid": fields["cid"],
             "role": role,
             "iat": now,
-            "exp": now + lifetime_s,
+            "exp": now + fields["lifetime_s"],
             "acl": rules.as_claim(),
         }
-        if app is not None:
-            claims["app"] = app
-        if session is not None:
-            claims["session"] = session
-        if grant is not None:
-            claims["grant"] = grant
+        for extra in ("app", "session", "grant"):
+            if fields.get(extra) is not None:
+                claims[extra] = fields.get(extra)
         return claims
 
-    def user_token(
-        self,
-        *,
-        username: str,
-        cid: str,
-        role: Role,
-        lifetime_s: int,
-        prefix: str | None = None,
-        app: str | None = None,
-        session: str | None = None,
-        grant: int | None = None,
-    ) -> str:
+    def user_token(self, **fields: Unpack[UserTokenFields]) -> str:
         """A signed user token valid for ``lifetime_s`` seconds from now."""
-        claims = self.user_claims(
-            username=username,
-            cid=cid,
-            role=role,
-            lifetime_s=lifetime_s,
-            prefix=prefix,
-            app=app,
-            session=session,
-            grant=grant,
-        )
-        return self.sign_user_claims(claims)
+        return self.sign_user_claims(self.user_claims(**fields))
 
     def sign_user_claims(self, claims: dict[str, Any]) -> str:
         """Sign arbitrary claims with the user-token key (tests mint expired tokens with it)."""
@@ -159,6 +136,7 @@ class TokenIssuer:
                 algorithms=[ALGORITHM],
                 options={"require": list(USER_CLAIMS), "verify_exp": False, "verify_iat": False},
             )
+        # from None: PyJWT's messages may quote parts of the token, which is the password
         except jwt.InvalidAudienceError:
             raise InvalidToken("not a user token") from None
         except jwt.InvalidTokenError as exc:
@@ -201,6 +179,7 @@ class TokenIssuer:
                 },
             )
         except jwt.InvalidTokenError as exc:
+            # from None: PyJWT's messages may quote parts of the token
             raise InvalidToken(f"invalid app token: {type(exc).__name__}") from None
         if claims["typ"] != APP_TYPE:
             raise InvalidToken("not an app token")

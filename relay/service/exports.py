@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Final
 
-from relay.config import RelayServiceConfig
+from relay.service.config import RelayServiceConfig
 from relay.topics import mosquitto_acl
 
 PLACEHOLDER_SECRET_FILE: Final = "/etc/emqx/secrets/coplay_jwt_secret"  # noqa: S105 (a path)

@@ -14,8 +14,8 @@ work only while it is live, and the tokens made from them never outlive it.
 
 Writes run in ``BEGIN IMMEDIATE`` transactions, so two redeems of a
 single-use code (here or from ``coplay-relay invite`` in another process)
-cannot both win. ``clock`` is the wall clock in seconds, injectable so tests
-need not wait for an expiry. Live grants per app are capped
+cannot both win. ``clock`` (a :class:`~relay.clock.WallClock`) dates grants;
+tests pass a fake so they need not wait for an expiry. Live grants per app are capped
 (``max_live``, :data:`MAX_LIVE_GRANTS`), and grants a day past their expiry are
 deleted with their credentials, so the file stays small.
 """
@@ -27,15 +27,15 @@ import hmac
 import secrets
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from relay.config import RelayServiceConfig
+from relay.clock import WallClock
 from relay.errors import ConfigError
+from relay.service.config import RelayServiceConfig
 
 MAX_LIVE_GRANTS: Final = 256  # live grants per app
 PRUNE_AFTER_S: Final = 86400  # expired grants are kept this long, then deleted
@@ -102,6 +102,10 @@ class Grant:
     def live(self, now: float) -> bool:
         return self.revoked_at is None and now < self.expires_at
 
+    def log_fields(self) -> dict[str, object]:
+        """Who and where, for a log line: user, session, grant id (never a code or secret)."""
+        return {"user": self.username, "session": self.session, "grant": self.id}
+
     def seconds_left(self, now: float) -> int:
         return max(0, int(self.expires_at - now))
 
@@ -126,7 +130,7 @@ class InviteStore:
         self,
         path: Path | str,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: WallClock,
         max_live: int = MAX_LIVE_GRANTS,
     ) -> None:
         self._clock = clock
@@ -145,7 +149,7 @@ class InviteStore:
             Path(path).chmod(0o600)
 
     def now(self) -> float:
-        return self._clock()
+        return self._clock.time()
 
     def close(self) -> None:
         with self._lock:
@@ -314,10 +318,10 @@ def _grant(row: tuple[object, ...]) -> Grant:
     )
 
 
-def open_store(config: RelayServiceConfig) -> InviteStore:
+def open_store(config: RelayServiceConfig, clock: WallClock) -> InviteStore:
     """The invite store at ``[server] state_db``; a file that cannot be opened is exit 78."""
     try:
-        return InviteStore(config.state_db)
+        return InviteStore(config.state_db, clock=clock)
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(
             f"{config.path}: $.server.state_db: cannot open {config.state_db}: {exc}"

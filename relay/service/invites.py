@@ -9,7 +9,7 @@ The wire types live in :mod:`relay.invites` (the clients use the same ones).
 A host token is a user token with ``role = "host"`` minted for one of the
 relay's apps; a guest token, an app token or none at all is refused (403 /
 401). What a friend's credential may then do in the token flow is decided in
-:class:`relay.service.api.TokenService`. Revoking a grant also asks the
+:class:`relay.service.token_service.TokenService`. Revoking a grant also asks the
 embedded broker to drop that user's connections in that session
 (``on_revoke``). Codes and secrets are handed to ``redact`` as they are made, so
 no log line can show them.
@@ -22,13 +22,14 @@ from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 import msgspec
-from litestar import Request, post
+from litestar import Request
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 from litestar.types import ControllerRouterHandler
 from msgspec import Meta
 
-from relay.config import AppCredentials, RelayServiceConfig, parse_listen
+from relay.configfile import parse_listen
 from relay.invites import (
     INVITE_PATH,
     LIST_PATH,
@@ -49,9 +50,11 @@ from relay.invites import (
     RevokeInvite,
     join_link,
 )
-from relay.service.api import ERRORS, SECURITY_SCHEME, ApiError
-from relay.service.claims import InvalidToken, TokenIssuer, UserClaims
+from relay.service.api import ERRORS, SECURITY_SCHEME, Route
+from relay.service.claims import TokenIssuer, UserClaims
+from relay.service.config import AppCredentials, RelayServiceConfig
 from relay.service.invite_store import InviteStore, TooManyInvites
+from relay.service.token_service import ApiError, verified
 from relay.tokenwire import FailEnvelope
 
 # One answer for every code that does not work, so the API is no oracle for codes.
@@ -128,12 +131,7 @@ class InviteService:
 
     def host(self, token: str | None) -> tuple[AppCredentials, UserClaims]:
         """The app and claims of a host token; 401 for no or a bad token, 403 for a guest's."""
-        if not token:
-            raise ApiError(401, "missing Authorization header (a host's user token)")
-        try:
-            claims = self._issuer.verify_user(token)
-        except InvalidToken as exc:
-            raise ApiError(401, str(exc)) from None
+        claims = verified(token, "a host's user token", self._issuer.verify_user)
         if claims.role != "host":
             raise ApiError(403, "only the streamer's host token may manage invites")
         app = self._apps.get(claims.app or "")
@@ -156,20 +154,18 @@ class InviteService:
                 ttl_s=request.ttl_s,
                 uses=request.uses,
             )
-        except TooManyInvites:
+        except TooManyInvites as exc:
             raise ApiError(
                 429, "too many live invites for this app; revoke some (coplay-host revoke USER)"
-            ) from None
+            ) from exc
         self._redact(code)
         self._log.info(
             "invite_created",
             by=claims.sub,
-            user=grant.username,
-            session=grant.session,
             seat=grant.seat,
             uses=grant.uses,
             expires_in=request.ttl_s,
-            grant=grant.id,
+            **grant.log_fields(),
         )
         return InviteCreated(code, join_link(self._public_url, code), request.ttl_s)
 
@@ -181,13 +177,7 @@ class InviteService:
             raise ApiError(401, REDEEM_REFUSED)
         self._redact(made.client_secret)
         grant = made.grant
-        self._log.info(
-            "invite_redeemed",
-            user=grant.username,
-            session=grant.session,
-            grant=grant.id,
-            uses_left=grant.uses_left,
-        )
+        self._log.info("invite_redeemed", uses_left=grant.uses_left, **grant.log_fields())
         return Redeemed(
             appClientId=made.client_id,
             appClientSecret=made.client_secret,
@@ -236,10 +226,8 @@ class InviteService:
         )
 
 
-def invite_routes(
-    service: InviteService, strict: Callable[[type], Any]
-) -> list[ControllerRouterHandler]:
-    """The four route handlers; ``strict(Kind)`` is the API's rate-limit + strict-body check."""
+def invite_routes(service: InviteService, route: Route) -> list[ControllerRouterHandler]:
+    """The four route handlers, declared with the token API's ``route`` (strict bodies)."""
     host_only: list[dict[str, list[str]]] = [{SECURITY_SCHEME: []}]
     responses = {
         **ERRORS,
@@ -249,60 +237,53 @@ def invite_routes(
         FailEnvelope, description="malformed request, or a host invited", generate_examples=False
     )
 
-    @post(
-        INVITE_PATH,
-        status_code=200,
-        before_request=strict(_CreateInviteCheck),
-        responses=responses,
-        security=host_only,
-        summary="Create an invite (a join link) for one friend in one session",
-        operation_id="createInvite",
-    )
+    def host_route(
+        path: str, kind: type[msgspec.Struct], summary: str, operation_id: str
+    ) -> Callable[[Callable[..., Any]], HTTPRouteHandler]:
+        """A route only a host token may call (401 without one, 403 for a guest's)."""
+        return route(
+            path,
+            kind,
+            responses=responses,
+            security=host_only,
+            summary=summary,
+            operation_id=operation_id,
+        )
+
     async def create(
         request: Request[Any, Any, Any], data: JSONBody[CreateInvite]
     ) -> InviteCreatedEnvelope:
-        body = service.create(request.headers.get("authorization"), data)
-        return InviteCreatedEnvelope(200, "success", body)
+        return InviteCreatedEnvelope(200, "success", service.create(_token(request), data))
 
-    @post(
-        REDEEM_PATH,
-        status_code=200,
-        before_request=strict(RedeemInvite),
-        responses=ERRORS,
-        summary="Redeem a join link's code for the friend's own app credential",
-        operation_id="redeemInvite",
-    )
     async def redeem(data: JSONBody[RedeemInvite]) -> RedeemedEnvelope:
         return RedeemedEnvelope(200, "success", service.redeem(data))
 
-    @post(
-        REVOKE_PATH,
-        status_code=200,
-        before_request=strict(RevokeInvite),
-        responses=responses,
-        security=host_only,
-        summary="End every grant of one user in one session",
-        operation_id="revokeInvite",
-    )
     async def revoke(
         request: Request[Any, Any, Any], data: JSONBody[RevokeInvite]
     ) -> RevokedEnvelope:
-        body = service.revoke(request.headers.get("authorization"), data)
-        return RevokedEnvelope(200, "success", body)
+        return RevokedEnvelope(200, "success", service.revoke(_token(request), data))
 
-    @post(
-        LIST_PATH,
-        status_code=200,
-        before_request=strict(ListInvites),
-        responses=responses,
-        security=host_only,
-        summary="List the live grants (never a code, secret or token)",
-        operation_id="listInvites",
-    )
     async def list_invites(
         request: Request[Any, Any, Any], data: JSONBody[ListInvites]
     ) -> InviteListEnvelope:
-        body = service.list(request.headers.get("authorization"), data)
-        return InviteListEnvelope(200, "success", body)
+        return InviteListEnvelope(200, "success", service.list(_token(request), data))
 
-    return [create, redeem, revoke, list_invites]
+    redeem_summary = "Redeem a join link's code for the friend's own app credential"
+    return [
+        host_route(INVITE_PATH, _CreateInviteCheck, CREATE_SUMMARY, "createInvite")(create),
+        route(REDEEM_PATH, RedeemInvite, summary=redeem_summary, operation_id="redeemInvite")(
+            redeem
+        ),
+        host_route(REVOKE_PATH, RevokeInvite, REVOKE_SUMMARY, "revokeInvite")(revoke),
+        host_route(LIST_PATH, ListInvites, LIST_SUMMARY, "listInvites")(list_invites),
+    ]
+
+
+CREATE_SUMMARY: Final = "Create an invite (a join link) for one friend in one session"
+REVOKE_SUMMARY: Final = "End every grant of one user in one session"
+LIST_SUMMARY: Final = "List the live grants (never a code, secret or token)"
+
+
+def _token(request: Request[Any, Any, Any]) -> str | None:
+    """The raw token in the Authorization header (no "Bearer"), if any."""
+    return request.headers.get("authorization")

@@ -1,6 +1,7 @@
 """What one client may cost the embedded broker, and the counters that show it was enforced.
 
-Every bound is a ``[server]`` key of relay.toml (defaults in :class:`relay.config.ServerSection`):
+Every bound is a ``[server]`` key of relay.toml (defaults in
+:class:`relay.service.config.ServerSection`):
 
 =========================  ==========================================================
 ``max_packet_bytes``       an MQTT packet larger than this (fixed header's remaining
@@ -27,19 +28,12 @@ Retained messages are kept only on a host's own ``{prefix}/{session}/host`` (see
 The log throttles key on a fixed set of reasons, never on text a client chose
 (:class:`relay.logs.Throttle` is also capped in size).
 
-amqtt 0.12 has none of these bounds, so they are enforced around it, by the two
-mixins here that :mod:`relay.service.broker` puts in front of amqtt's classes:
-
-- :class:`PacketReader` frames packets itself (public MQTT framing, no amqtt code)
-  between the socket and amqtt: packet size, the CONNECT deadline, the publish rate;
-- :class:`BrokerLimitsMixin` overrides the broker's connect hooks (``stream_connected``,
-  ``ws_connected``: connection count, the reader, closing the socket, the WebSocket
-  message size), ``add_subscription`` and ``retain_message``, and two private parts:
-  ``_retain_broadcast_message`` (the offline queue) and the ``_subscriptions`` table,
-  replaced by a :class:`SnapshotDict` whose iteration is a copy, so a subscribe during
-  a delivery no longer raises "dictionary changed size during iteration";
-- :class:`HandlerLimits` overrides the protocol handler's ``mqtt_publish`` (pending
-  deliveries) and drops a client by cancelling its reader and aborting its socket.
+amqtt 0.12 has none of these bounds, so they are enforced around it:
+:class:`PacketReader` (here) frames packets itself (public MQTT framing, no amqtt
+code) between the socket and amqtt: packet size, the CONNECT deadline, the publish
+rate; :mod:`relay.service.amqtt_hooks` overrides amqtt's broker and protocol handler
+for the rest (connection count, subscriptions, retained and offline bounds, pending
+deliveries) and is what :mod:`relay.service.broker` mixes in.
 
 Each is attacked by ``tests/integration/test_broker_limits.py`` and the load suite.
 """
@@ -50,23 +44,16 @@ import asyncio
 import resource
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
-from amqtt.adapters import (
-    ReaderAdapter,
-    StreamReaderAdapter,
-    StreamWriterAdapter,
-    WebSocketsReader,
-    WebSocketsWriter,
-)
+from amqtt.adapters import ReaderAdapter
 from amqtt.errors import NoDataError
 
 from relay.topics import topic_matches
 
 PUBLISH: Final = 3
-WS_MESSAGE_PACKETS: Final = 16  # a WebSocket message may carry this many max-size packets
 _MAX_LENGTH_BYTES: Final = 4  # MQTT's remaining length is at most four bytes
 
 
@@ -93,15 +80,8 @@ class BrokerLimits:
 
     @classmethod
     def of(cls, server: Any) -> BrokerLimits:
-        """The limits from a :class:`relay.config.ServerSection`."""
-        return cls(
-            max_packet_bytes=server.max_packet_bytes,
-            connect_timeout_s=server.connect_timeout_s,
-            max_connections=server.max_connections,
-            max_subscriptions=server.max_subscriptions,
-            max_pending_out=server.max_pending_out,
-            max_publish_per_s=server.max_publish_per_s,
-        )
+        """The limits from a :class:`relay.service.config.ServerSection`."""
+        return cls(**{f.name: getattr(server, f.name) for f in fields(cls)})
 
 
 # the counters the relay's status shows (all start at 0, so a status line lists them all)
@@ -193,15 +173,15 @@ class PacketReader(ReaderAdapter):  # type: ignore[misc]
         """The CONNECT: within ``connect_timeout_s``; any failure ends the socket quietly."""
         try:
             await asyncio.wait_for(self._next_packet(), self.limits.connect_timeout_s)
-        except TimeoutError:
+        except TimeoutError as exc:
             self.stats.count("connect_timeouts")
-            raise ConnectRefused("no CONNECT in time") from None
+            raise ConnectRefused("no CONNECT in time") from exc
         except LimitExceeded as exc:
             self.stats.count(exc.counter)
-            raise ConnectRefused(exc.counter) from None
-        except NoDataError:
+            raise ConnectRefused(exc.counter) from exc
+        except NoDataError as exc:
             self.stats.count("closed_before_connect")
-            raise ConnectRefused("closed before CONNECT") from None
+            raise ConnectRefused("closed before CONNECT") from exc
         self._connected = True
 
     async def _guarded(self) -> None:
@@ -242,25 +222,6 @@ class PacketReader(ReaderAdapter):  # type: ignore[misc]
         self._inner.feed_eof()
 
 
-class SnapshotDict(dict[str, list[Any]]):
-    """amqtt's subscription table, iterated over a copy.
-
-    The broker awaits (plugins, sends) while it walks this table, and a SUBSCRIBE handled
-    meanwhile adds a key: with a plain dict that is "dictionary changed size during
-    iteration" and a lost delivery. Iterating a snapshot (keys, and each filter's list of
-    subscribers) makes delivery see the table as it was when it began.
-    """
-
-    def __iter__(self) -> Any:
-        return iter(list(super().keys()))
-
-    def items(self) -> Any:
-        return [(key, list(value)) for key, value in super().items()]
-
-    def keys(self) -> Any:
-        return list(super().keys())
-
-
 def may_retain(pub_filters: Sequence[str] | None, topic: str | None) -> bool:
     """Only a host's ``{prefix}/{session}/host`` is retained.
 
@@ -284,150 +245,6 @@ async def report_status(stats: BrokerStats, interval_s: float, log: Any) -> None
     while True:
         await asyncio.sleep(interval_s)
         log.info("broker_status", **stats.snapshot())
-
-
-class HandlerLimits:
-    """Mixed into the broker's protocol handler: the bound on pending deliveries."""
-
-    _coplay_pending = 0
-
-    async def mqtt_publish(
-        self, topic: str, data: Any, qos: int | None, retain: bool, ack_timeout: int | None = None
-    ) -> Any:
-        reader = getattr(self, "reader", None)
-        if not isinstance(reader, PacketReader):  # not one of our listeners
-            return await super().mqtt_publish(topic, data, qos, retain, ack_timeout)  # type: ignore[misc]
-        session = getattr(self, "session", None)
-        inflight = len(getattr(session, "inflight_out", ()))
-        if self._coplay_pending >= reader.limits.max_pending_out or (
-            inflight >= reader.limits.max_pending_out
-        ):
-            if not reader.dropped:
-                reader.dropped = True
-                reader.stats.count("pending_out_dropped")
-                self.coplay_drop("pending_out_dropped")
-            return None
-        self._coplay_pending += 1
-        try:
-            return await super().mqtt_publish(topic, data, qos, retain, ack_timeout)  # type: ignore[misc]
-        finally:
-            self._coplay_pending -= 1
-
-    def coplay_drop(self, why: str) -> None:
-        """Close this client's connection (its reader loop ends; the Will goes out)."""
-        session = getattr(self, "session", None)
-        inflight = getattr(session, "inflight_out", None)
-        if inflight is not None:
-            inflight.clear()  # what it never acknowledged is not kept for it
-        if session is not None:
-            session.coplay_dropped = True
-        task = getattr(self, "_reader_task", None)
-        if task is not None and not task.done():
-            task.cancel()
-        # close the socket now: what amqtt still has queued for this client (SUBACKs for a
-        # flood of SUBSCRIBEs, say) must not keep it open, nor wait for it to read
-        stream = getattr(getattr(self, "writer", None), "_writer", None)
-        transport = getattr(stream, "transport", None)
-        if transport is not None:
-            transport.abort()
-
-
-class BrokerLimitsMixin:
-    """Mixed into the broker: connection count, subscription cap, retained and offline bounds."""
-
-    coplay_limits: BrokerLimits
-    coplay_stats: BrokerStats
-    _subscriptions: Any
-
-    def coplay_init(
-        self, limits: BrokerLimits, pub_filters: Callable[[Any], Sequence[str]]
-    ) -> None:
-        """Call after ``Broker.__init__``; ``pub_filters(session)``: what it may publish to."""
-        self.coplay_limits = limits
-        self.coplay_stats = BrokerStats()
-        self._coplay_pub_filters = pub_filters
-        self._subscriptions = SnapshotDict(self._subscriptions)
-
-    def _admit(self) -> bool:
-        if self.coplay_stats.live >= self.coplay_limits.max_connections:
-            self.coplay_stats.count("connections_refused")
-            return False
-        self.coplay_stats.live += 1
-        return True
-
-    async def stream_connected(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
-    ) -> None:
-        if not self._admit():
-            writer.close()
-            return
-        try:
-            await self._client_connected(  # type: ignore[attr-defined]
-                listener_name,
-                PacketReader(StreamReaderAdapter(reader), self.coplay_limits, self.coplay_stats),
-                StreamWriterAdapter(writer),
-            )
-        finally:
-            self.coplay_stats.live -= 1
-            writer.close()  # a socket closed before (or refused at) CONNECT is closed here too
-
-    async def ws_connected(self, websocket: Any, listener_name: str) -> None:
-        if not self._admit():
-            await websocket.close()
-            return
-        protocol = getattr(websocket, "protocol", None)
-        if protocol is not None and hasattr(protocol, "max_size"):
-            # websockets buffers a whole message (1 MiB by default) before we see a byte
-            protocol.max_size = self.coplay_limits.max_packet_bytes * WS_MESSAGE_PACKETS
-        try:
-            await self._client_connected(  # type: ignore[attr-defined]
-                listener_name,
-                PacketReader(WebSocketsReader(websocket), self.coplay_limits, self.coplay_stats),
-                WebSocketsWriter(websocket),
-            )
-        finally:
-            self.coplay_stats.live -= 1
-
-    async def add_subscription(self, subscription: tuple[str, int], session: Any) -> int:
-        if getattr(session, "coplay_dropped", False):
-            return 0x80  # the rest of a dropped client's queue: refused, not counted
-        wanted = subscription[0]
-        cid = session.client_id
-        held = sum(
-            1
-            for topic_filter, subscribers in dict.items(self._subscriptions)
-            if topic_filter != wanted and any(s.client_id == cid for s, _ in subscribers)
-        )
-        if held >= self.coplay_limits.max_subscriptions:
-            self.coplay_stats.count("subscriptions_refused")
-            refused = getattr(session, "coplay_refused_subscriptions", 0) + 1
-            session.coplay_refused_subscriptions = refused
-            if refused == self.coplay_limits.max_subscriptions + 1:  # none of ours does this
-                self.coplay_stats.count("subscription_flood_dropped")
-                handler = self._sessions.get(cid, (None, None))[1]  # type: ignore[attr-defined]
-                if isinstance(handler, HandlerLimits):
-                    handler.coplay_drop("subscription_flood_dropped")
-            return 0x80
-        return await super().add_subscription(subscription, session)  # type: ignore[misc, no-any-return]
-
-    async def retain_message(
-        self, source_session: Any, topic_name: str | None, data: Any, qos: int | None = None
-    ) -> None:
-        if data:
-            filters = self._coplay_pub_filters(source_session) if source_session else None
-            if not may_retain(filters, topic_name):
-                self.coplay_stats.count("retained_refused")
-                return
-        await super().retain_message(source_session, topic_name, data, qos)  # type: ignore[misc]
-
-    async def _retain_broadcast_message(
-        self, broadcast: dict[str, Any], qos: int, target_session: Any
-    ) -> None:
-        # amqtt queues every QoS 1 message for an offline persistent session, without end
-        if target_session.retained_messages.qsize() >= self.coplay_limits.max_pending_out:
-            self.coplay_stats.count("offline_queue_dropped")
-            return
-        await super()._retain_broadcast_message(broadcast, qos, target_session)  # type: ignore[misc]
 
 
 FILES_BESIDES_CLIENTS: Final = 128  # listeners, the token API's sockets, the state db, logs

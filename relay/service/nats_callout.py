@@ -39,17 +39,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import structlog
 
-from relay.config import RelayServiceConfig
+from relay.clock import WallClock
 from relay.errors import ConfigError
 from relay.logs import Redactor, Throttle
 from relay.service.claims import InvalidToken, TokenIssuer, UserClaims
+from relay.service.config import RelayServiceConfig
 from relay.service.nats_jwt import SERVER, NatsJwtError, NKey, callout_key, decode, encode
 from relay.service.nats_jwt import issuer_key as derive_issuer_key
 from relay.topics import Acl
@@ -123,7 +123,7 @@ class CalloutAuthorizer:
         account: str,
         *,
         admit: Admit | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: WallClock,
     ) -> None:
         self._tokens = tokens
         self._issuer = issuer
@@ -186,7 +186,7 @@ class CalloutAuthorizer:
                 },
             },
             self._issuer,
-            self._clock(),
+            self._clock.time(),
         )
         return Verdict(self._response(user_nkey, server_id, {"jwt": user}), username, client_type)
 
@@ -196,7 +196,7 @@ class CalloutAuthorizer:
             "aud": server_id,
             "nats": {**body, "type": "authorization_response", "version": 2},
         }
-        return encode(claims, self._issuer, self._clock())
+        return encode(claims, self._issuer, self._clock.time())
 
 
 REVOKED: Final = "invite revoked or expired"
@@ -222,21 +222,23 @@ def grant_admit(grants: GrantCheck) -> Admit:
 # ---------------------------------------------------------------- the service
 
 
-def authorizer_for(config: RelayServiceConfig, admit: Admit | None = None) -> CalloutAuthorizer:
+def authorizer_for(
+    config: RelayServiceConfig, clock: WallClock, admit: Admit | None = None
+) -> CalloutAuthorizer:
     """The authorizer of ``relay.toml``: its JWT secret, its ``[nats] account``."""
     if config.jwt_secret is None:
         raise ConfigError(
             f"{config.path}: $.server.jwt_secret: the NATS callout needs a fixed jwt_secret "
             "(ephemeral_secret = true would make every token unverifiable on the cluster)"
         )
-    tokens = TokenIssuer(config.jwt_secret, prefix=config.server.topic_prefix)
+    tokens = TokenIssuer(config.jwt_secret, clock=clock, prefix=config.server.topic_prefix)
     return CalloutAuthorizer(
-        tokens, derive_issuer_key(config.jwt_secret), config.nats.account, admit=admit
+        tokens, derive_issuer_key(config.jwt_secret), config.nats.account, admit=admit, clock=clock
     )
 
 
 async def serve_callout(
-    config: RelayServiceConfig, redactor: Redactor, admit: Admit | None = None
+    config: RelayServiceConfig, redactor: Redactor, clock: WallClock, admit: Admit | None = None
 ) -> int:
     """Answer the cluster's authorization requests until SIGTERM/SIGINT; returns 0."""
     import nats  # noqa: PLC0415 (the nats extra)
@@ -246,8 +248,8 @@ async def serve_callout(
     if admit is None:
         from relay.service.invite_store import open_store  # noqa: PLC0415
 
-        admit = grant_admit(open_store(config))
-    authorizer = authorizer_for(config, admit)
+        admit = grant_admit(open_store(config, clock))
+    authorizer = authorizer_for(config, clock, admit)
     assert config.jwt_secret is not None  # authorizer_for checked it
     login = callout_key(config.jwt_secret)
     redactor.add(login.seed_secret())

@@ -14,12 +14,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from relay.clock import SystemClock
 from relay.commandline import json_logs
-from relay.config import RelayServiceConfig
-from relay.errors import ConfigError, UsageError
+from relay.errors import ConfigError, UsageError, needs_extra
 from relay.logs import Redactor, configure_logging
+from relay.service.config import RelayServiceConfig
 
-NATS_EXTRA_HINT = "pip install 'coplay[relay,nats]'"
+NATS_EXTRAS = "relay,nats"  # what to install for the nats commands
 
 
 def add_nats_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -56,12 +57,8 @@ def run_nats_command(name: str, config: RelayServiceConfig, args: argparse.Names
 
 
 def print_configs(config: RelayServiceConfig, args: argparse.Namespace) -> int:
-    try:
+    with needs_extra("nats-config", "nats", NATS_EXTRAS):
         from relay.service.nats_config import cluster_configs, plan_nodes  # noqa: PLC0415
-    except ImportError as exc:
-        raise ConfigError(
-            f"nats-config needs the nats extra (missing {exc.name}): {NATS_EXTRA_HINT}"
-        ) from None
     try:
         nodes = plan_nodes(
             args.nodes,
@@ -73,11 +70,11 @@ def print_configs(config: RelayServiceConfig, args: argparse.Namespace) -> int:
             store_dir=args.store_dir,
         )
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(str(exc)) from exc
     try:
         texts = cluster_configs(config, nodes)
     except ValueError as exc:
-        raise ConfigError(f"{config.path}: $.server.jwt_secret: {exc}") from None
+        raise ConfigError(f"{config.path}: $.server.jwt_secret: {exc}") from exc
     if args.out_dir is not None:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         for name, text in texts.items():
@@ -100,12 +97,8 @@ def print_configs(config: RelayServiceConfig, args: argparse.Namespace) -> int:
 def run_callout(config: RelayServiceConfig, args: argparse.Namespace) -> int:
     redactor = Redactor(config.secrets)
     configure_logging(args.log_level, redactor=redactor, json=json_logs(args))
-    try:
+    with needs_extra("nats-callout", "nats", NATS_EXTRAS):
         import nats  # noqa: F401, PLC0415
 
         from relay.service.nats_callout import serve_callout  # noqa: PLC0415 (the nats extra)
-    except ImportError as exc:
-        raise ConfigError(
-            f"nats-callout needs the nats extra (missing {exc.name or exc}): {NATS_EXTRA_HINT}"
-        ) from None
-    return asyncio.run(serve_callout(config, redactor))
+    return asyncio.run(serve_callout(config, redactor, SystemClock()))

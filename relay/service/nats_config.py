@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from relay.config import RelayServiceConfig
+from relay.service.config import RelayServiceConfig
 
 CLUSTER_NAME: Final = "coplay"
 AUTH_ACCOUNT: Final = "AUTH"

@@ -115,6 +115,8 @@ def public_key_bytes(public: str, kind: str) -> bytes:
     try:
         raw = base64.b32decode(public + "=" * (-len(public) % 8))
     except (binascii.Error, ValueError):
+        # from None here and below: a request JWT carries a client's password (its token),
+        # and the decoders' messages may quote the bytes they choked on
         raise NatsJwtError("issuer is not an nkey") from None
     if len(raw) != 35 or raw[0] != _PREFIX_BYTES[kind]:
         raise NatsJwtError(f"issuer is not a {kind}... nkey")

@@ -75,8 +75,8 @@ def proxy_networks(entries: Iterable[str]) -> tuple[Network, ...]:
     for entry in entries:
         try:
             networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError:
-            raise ValueError(f"{entry!r} is not an IP address or network") from None
+        except ValueError as exc:
+            raise ValueError(f"{entry!r} is not an IP address or network") from exc
     return tuple(networks)
 
 

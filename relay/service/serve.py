@@ -21,18 +21,21 @@ import structlog
 import uvicorn
 from amqtt.errors import BrokerError
 
-from relay.config import RelayServiceConfig, parse_listen
+from relay.clock import SystemClock
+from relay.configfile import parse_listen
 from relay.errors import ConfigError
 from relay.logs import Redactor
 from relay.secrets import Secret
-from relay.service.api import TokenService, create_app
+from relay.service.api import create_app
 from relay.service.broker import create_broker, disconnect_revoked
 from relay.service.claims import TokenIssuer
+from relay.service.config import RelayServiceConfig
 from relay.service.invite_store import open_store
 from relay.service.invites import InviteService, invite_routes, public_addresses
 from relay.service.joinpage import JoinPage
 from relay.service.limits import ensure_open_files, report_status
 from relay.service.ratelimit import RateLimiter, proxy_networks
+from relay.service.token_service import TokenService
 
 
 class _Uvicorn(uvicorn.Server):
@@ -81,7 +84,7 @@ def _bind(listen: str, field: str, config: RelayServiceConfig) -> socket.socket:
         sock.close()
         raise ConfigError(
             f"{config.path}: $.server.{field}: cannot listen on {listen}: {exc.strerror or exc}"
-        ) from None
+        ) from exc
     sock.set_inheritable(True)
     return sock
 
@@ -93,7 +96,8 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
     server = config.server
     secret = jwt_secret(config, log)
     redactor.add(secret)
-    issuer = TokenIssuer(secret, prefix=config.apps[0].topic_prefix)
+    clock = SystemClock()
+    issuer = TokenIssuer(secret, clock=clock, prefix=config.apps[0].topic_prefix)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -102,7 +106,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
 
     ensure_open_files(server.max_connections, log)
     api_sock = _bind(server.api_listen, "api_listen", config)
-    store = open_store(config)
+    store = open_store(config, clock)
     broker = create_broker(server, issuer, log, grants=store)
     try:
         await broker.start()
@@ -114,7 +118,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         raise ConfigError(
             f"{config.path}: $.server: the broker cannot listen on "
             f"{server.mqtt_listen}{' / ' + server.ws_listen if server.ws_listen else ''}: {why}"
-        ) from None
+        ) from exc
 
     service = TokenService(
         config.apps,
@@ -123,6 +127,7 @@ async def serve(config: RelayServiceConfig, redactor: Redactor, log_level: str =
         log,
         invites=store,
         guest_token_s=server.guest_token_s,
+        min_token_s=server.min_token_s,
     )
     broker_url, ws_url = public_addresses(config)
     wildcard = ("0.0.0.0", "::", "")  # noqa: S104 (compared with, not bound to)

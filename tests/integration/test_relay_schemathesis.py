@@ -18,21 +18,23 @@ import schemathesis
 import structlog
 from hypothesis import HealthCheck, settings
 
-from relay.config import AppCredentials
+from relay.clock import SystemClock
 from relay.secrets import Secret
-from relay.service.api import TokenService, create_app
+from relay.service.api import create_app
 from relay.service.claims import TokenIssuer
+from relay.service.config import AppCredentials
 from relay.service.invite_store import InviteStore
 from relay.service.invites import InviteService, invite_routes
 from relay.service.ratelimit import RateLimiter
+from relay.service.token_service import TokenService
 from tests.support.relay_service import RelayService
 
 
 def _openapi_document() -> dict[str, Any]:
     app = AppCredentials("coplay", "streamer-app", Secret("unused-secret"), frozenset())
-    issuer = TokenIssuer(Secret("s" * 48))
+    issuer = TokenIssuer(Secret("s" * 48), clock=SystemClock())
     log = structlog.get_logger("test")
-    store = InviteStore(":memory:")
+    store = InviteStore(":memory:", clock=SystemClock())
     invites = InviteService(
         (app,), issuer, store, public_url="http://x", broker_url="", ws_url="", log=log
     )

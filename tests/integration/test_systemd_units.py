@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from relay.config import load_host_config, load_relay_config
+from relay.config import load_host_config
+from relay.service.config import load_relay_config
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 UNITS = sorted(SYSTEMD.glob("*.service"))

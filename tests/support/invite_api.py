@@ -28,13 +28,14 @@ import jwt
 import pytest
 import uvicorn
 
-from relay.config import AppCredentials
 from relay.secrets import Secret
-from relay.service.api import TokenService, create_app
+from relay.service.api import create_app
 from relay.service.claims import TokenIssuer
+from relay.service.config import AppCredentials
 from relay.service.invite_store import InviteStore
 from relay.service.invites import InviteService, invite_routes
 from relay.service.ratelimit import RateLimiter
+from relay.service.token_service import TokenService
 from tests.support.ports import free_port
 
 GUEST_TOKEN_S = 600
@@ -49,7 +50,7 @@ class WallClock:
     def __init__(self) -> None:
         self.now = float(int(time.time()))
 
-    def __call__(self) -> float:
+    def time(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from relay.config import load_relay_config
+from relay.service.config import load_relay_config
 from relay.service.nats_config import NatsNode, cluster_configs
 from tests.support.mqtt import RawClient
 from tests.support.ports import free_port

@@ -9,13 +9,13 @@ import pytest
 from amqtt.errors import NoDataError
 
 from relay.logs import Throttle
+from relay.service.amqtt_hooks import SnapshotDict
 from relay.service.limits import (
     BrokerLimits,
     BrokerStats,
     ConnectRefused,
     LimitExceeded,
     PacketReader,
-    SnapshotDict,
     may_retain,
 )
 from relay.topics import acl
@@ -127,7 +127,7 @@ def test_only_a_hosts_own_host_topic_is_retained() -> None:
 def test_the_relay_unit_opens_enough_files_for_the_default_connection_limit() -> None:
     from pathlib import Path
 
-    from relay.config import ServerSection
+    from relay.service.config import ServerSection
     from relay.service.limits import FILES_BESIDES_CLIENTS
 
     unit = Path(__file__).resolve().parents[2] / "systemd" / "coplay-relay.service"

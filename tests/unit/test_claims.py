@@ -16,7 +16,7 @@ class FakeClock:
     def __init__(self, now: float = 1_700_000_000.0) -> None:
         self.now = now
 
-    def __call__(self) -> float:
+    def time(self) -> float:
         return self.now
 
 

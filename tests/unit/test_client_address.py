@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from relay.config import ServerSection
+from relay.service.config import ServerSection
 from relay.service.ratelimit import client_address, failure_keys, proxy_networks
 
 PROXIES = proxy_networks(["127.0.0.1", "10.0.0.0/8"])

@@ -16,19 +16,15 @@ from relay.config import (
     GuestSection,
     HostSection,
     RelaySection,
-    ServerSection,
     check_sink,
-    config_dir,
-    default_config_path,
     load_guest_config,
     load_host_config,
-    load_relay_config,
-    parse_listen,
-    stable_device_id,
-    state_dir,
 )
+from relay.configfile import parse_listen
 from relay.errors import ConfigError
+from relay.locations import config_dir, default_config_path, stable_device_id, state_dir
 from relay.secrets import Secret, resolve_secret
+from relay.service.config import ServerSection, load_relay_config
 
 SECRET = "SeCrEt-in-config-4f2a9c"
 JWT_SECRET = "JwT-SeCrEt-0123456789abcdef0123456789abcdef"
@@ -284,6 +280,16 @@ BAD: dict[str, tuple[str, str, str]] = {
         "relay",
         f'[server]\njwt_secret = "{JWT_SECRET}"\nmax_token_s = 0\n' + APPS_OK,
         "$.server.max_token_s",
+    ),
+    "relay-max-below-min-token": (
+        "relay",
+        f'[server]\njwt_secret = "{JWT_SECRET}"\nmax_token_s = 30\n' + APPS_OK,
+        "$.server.max_token_s",
+    ),
+    "relay-min-token-below-floor": (
+        "relay",
+        f'[server]\njwt_secret = "{JWT_SECRET}"\nmin_token_s = 4\n' + APPS_OK,
+        "$.server.min_token_s",
     ),
     "relay-no-jwt": ("relay", APPS_OK, "$.server.jwt_secret"),
     "relay-short-jwt": (

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from relay.config import MAX_BROKER_URLS, load_guest_config, load_host_config, load_relay_config
+from relay.config import MAX_BROKER_URLS, load_guest_config, load_host_config
 from relay.errors import ConfigError
+from relay.service.config import load_relay_config
 
 BASE = '[relay]\nusername = "alice"\nsession = "friday"\napp_client_secret = "s3cret-value"\n'
 ENV = {"HOME": "/nonexistent", "XDG_STATE_HOME": "/nonexistent/state"}

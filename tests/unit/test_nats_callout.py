@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from relay.config import load_relay_config
 from relay.secrets import Secret
 from relay.service.claims import TokenIssuer, UserClaims
+from relay.service.config import load_relay_config
 from relay.service.exports import emqx_config
 from relay.service.invite_store import InviteStore
 from relay.service.nats_callout import (
@@ -39,9 +39,17 @@ SECRET = Secret("s" * 48)
 NOW = 1_700_000_000.0
 
 
+class FixedClock:
+    def time(self) -> float:
+        return NOW
+
+
+FIXED = FixedClock()
+
+
 @pytest.fixture
 def tokens() -> TokenIssuer:
-    return TokenIssuer(SECRET, prefix="coplay", clock=lambda: NOW)
+    return TokenIssuer(SECRET, prefix="coplay", clock=FIXED)
 
 
 @pytest.fixture
@@ -51,7 +59,7 @@ def server() -> NKey:
 
 @pytest.fixture
 def authorizer(tokens: TokenIssuer) -> CalloutAuthorizer:
-    return CalloutAuthorizer(tokens, issuer_key(SECRET), "COPLAY", clock=lambda: NOW)
+    return CalloutAuthorizer(tokens, issuer_key(SECRET), "COPLAY", clock=FIXED)
 
 
 USER_NKEY = NKey(os.urandom(32), USER).public
@@ -147,7 +155,7 @@ def test_refusals_name_the_reason_and_never_the_token(
         {**tokens.user_claims(username="alice", cid="d1@coplay", role="guest", lifetime_s=60),
          "exp": int(NOW) - 1}
     )  # fmt: skip
-    forged = TokenIssuer(Secret("x" * 48), clock=lambda: NOW).user_token(
+    forged = TokenIssuer(Secret("x" * 48), clock=FIXED).user_token(
         username="alice", cid="d1@coplay", role="host", lifetime_s=600
     )
     cases = {
@@ -173,7 +181,7 @@ def test_admit_hook_can_refuse_a_valid_token(tokens: TokenIssuer, server: NKey) 
         seen.append(claims)
         return "invite revoked"
 
-    authorizer = CalloutAuthorizer(tokens, issuer_key(SECRET), "COPLAY", admit=admit)
+    authorizer = CalloutAuthorizer(tokens, issuer_key(SECRET), "COPLAY", admit=admit, clock=FIXED)
     verdict = authorizer.answer(request(server, password=token(tokens)))
     assert verdict.refused == "invite revoked" and seen[0].sub == "alice"
     assert response(verdict.response, server)["error"] == "invite revoked"
@@ -234,7 +242,7 @@ def test_an_empty_acl_allows_nothing(tokens: TokenIssuer, server: NKey) -> None:
     """NATS reads a missing allow list as "everything": the callout must say deny instead."""
     claims = tokens.user_claims(username="alice", cid="d1@coplay", role="guest", lifetime_s=60)
     claims["acl"] = {"pub": [], "sub": []}
-    authorizer = CalloutAuthorizer(tokens, issuer_key(SECRET), "COPLAY")
+    authorizer = CalloutAuthorizer(tokens, issuer_key(SECRET), "COPLAY", clock=FIXED)
     verdict = authorizer.answer(request(server, password=tokens.sign_user_claims(claims)))
     perms = decode(response(verdict.response, server)["jwt"], ACCOUNT)["nats"]
     assert perms["pub"] == {"deny": [">"]} and perms["sub"] == {"deny": [">"]}
@@ -309,12 +317,12 @@ def test_emqx_config_names_the_claims_the_callout_reads(
 
 def test_revoked_invite_grants_are_refused_at_login(tokens: TokenIssuer, server: NKey) -> None:
     """The callout reads the relay's invite store: a revoked grant's tokens no longer log in."""
-    store = InviteStore(":memory:", clock=lambda: NOW)
+    store = InviteStore(":memory:", clock=FIXED)
     grant, _code = store.create(
         app="streamer-app", session="s1", username="alice", seat=None, ttl_s=3600, uses=1
     )
     authorizer = CalloutAuthorizer(
-        tokens, issuer_key(SECRET), "COPLAY", admit=grant_admit(store), clock=lambda: NOW
+        tokens, issuer_key(SECRET), "COPLAY", admit=grant_admit(store), clock=FIXED
     )
     invited = tokens.user_token(
         username="alice", cid="d1@coplay", role="guest", lifetime_s=600,
@@ -351,4 +359,4 @@ def test_the_cluster_needs_a_fixed_jwt_secret(
     assert main(["nats-config", "--config", str(path), "--nodes", "3"]) == 78
     assert "$.server.jwt_secret" in capsys.readouterr().err
     with pytest.raises(ConfigError, match=r"\$\.server\.jwt_secret"):
-        authorizer_for(load_relay_config(path, env={}))
+        authorizer_for(load_relay_config(path, env={}), FIXED)
