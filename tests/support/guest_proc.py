@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from relay.frames import Drop, Frame, FrameCodec
+from relay.procs import kill_process
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import Received
 
@@ -164,9 +164,7 @@ class GuestProcess:
         self.proc.send_signal(signum)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        kill_process(self.proc, 10.0)
         if self.proc.stdin is not None:
             with suppress(BrokenPipeError):
                 self.proc.stdin.close()

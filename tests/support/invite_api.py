@@ -29,13 +29,13 @@ import pytest
 import uvicorn
 
 from relay.config import AppCredentials
+from relay.procs import free_port
 from relay.secrets import Secret
 from relay.service.api import TokenService, create_app
 from relay.service.claims import TokenIssuer
 from relay.service.invite_store import InviteStore
 from relay.service.invites import InviteService, invite_routes
 from relay.service.ratelimit import RateLimiter
-from tests.support.ports import free_port
 
 GUEST_TOKEN_S = 600
 PUBLIC_URL = "https://relay.example.test:8443"

@@ -32,9 +32,9 @@ from pathlib import Path
 import httpx
 
 from relay.config import load_relay_config
+from relay.procs import free_port, kill_process, stop_process
 from relay.service.nats_config import NatsNode, cluster_configs
 from tests.support.mqtt import RawClient
-from tests.support.ports import free_port
 from tests.support.relay_service import ROOT, RelayService
 
 CALLOUT_READY = "nats_callout_ready"
@@ -52,21 +52,14 @@ def nats_server_binary() -> str:
     return found
 
 
-def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        stop_process(proc, signal.SIGTERM, 10.0)
 
 
 def _kill(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait(5)
+    if proc is not None:
+        kill_process(proc)
 
 
 @dataclass

@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.ports import free_port
+from relay.procs import free_port, kill_process
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_EVENT = "relay_ready"
@@ -185,9 +185,8 @@ class RelayService:
 
     def kill(self) -> None:
         """SIGKILL: the abrupt death of the relay."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            kill_process(self.proc, 30.0)
 
     @property
     def running(self) -> bool:
