@@ -122,6 +122,33 @@ class Ledger:
             leaks += find_leaks(path, lines, self.secrets)
         return total, leaks
 
+    def record(self, worker: str) -> dict[str, Any]:
+        """What the controller of a parallel run needs to scan this ledger again."""
+        return {
+            "worker": worker,
+            "root": str(self.root),
+            "secrets": dict(self.secrets),
+            "extra": [str(p) for p in self._extra],
+        }
+
+
+def scan_worker_ledgers(records: list[dict[str, Any]]) -> tuple[int, list[Leak]]:
+    """(lines, leaks): every worker's logs scanned for the secrets of every worker."""
+    secrets_by_label = {
+        f"{r['worker']}: {label}": value for r in records for label, value in r["secrets"].items()
+    }
+    total = 0
+    leaks: list[Leak] = []
+    for record in records:
+        ledger = Ledger(Path(record["root"]))
+        ledger.secrets = secrets_by_label
+        for extra in record["extra"]:
+            ledger.track(Path(extra))
+        lines, found = ledger.scan()
+        total += lines
+        leaks += found
+    return total, leaks
+
 
 # ------------------------------------------------------------------ processes
 
