@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from relay.procs import kill_process, stop_process
+from tests.support.tomlfile import write_toml
 
 Line = dict[str, Any]
 _POLL_S = 0.01  # tailing a file: there is no event to await
@@ -87,10 +88,6 @@ class JsonlTail:
             time.sleep(_POLL_S)
 
 
-def toml_list(values: Sequence[object]) -> str:
-    return "[" + ", ".join(json.dumps(v) for v in values) + "]"
-
-
 @dataclass
 class HostProcess:
     """One ``python -m host.cli`` process with a config of its own."""
@@ -127,25 +124,31 @@ class HostProcess:
     def sink_spec(self) -> str:
         return self.sink or f"jsonl:{self.jsonl_path}"
 
+    def relay_table(self) -> dict[str, Any]:
+        """The config's ``[relay]`` table: password login to a broker on loopback."""
+        return {
+            "api_url": "",
+            "broker_url": f"mqtt://127.0.0.1:{self.broker_port}",
+            "username": self.username,
+            "device_id": self.device_id or None,  # None: the default (from the state dir)
+            "session": self.session,
+            "topic_prefix": self.prefix,
+            "keepalive_s": 5,
+        }
+
+    def host_table(self) -> dict[str, Any]:
+        return {
+            "seats": list(self.seats),
+            "allow": list(self.allow),
+            "stale_ms": self.stale_ms,
+            "idle_s": self.idle_s,
+            "status_interval_s": self.status_interval_s,
+            "sink": "null",  # the command line's --sink wins
+        }
+
     def write_config(self) -> Path:
-        self.config_path.write_text(
-            "[relay]\n"
-            'api_url = ""\n'
-            f'broker_url = "mqtt://127.0.0.1:{self.broker_port}"\n'
-            f'username = "{self.username}"\n'
-            + (f'device_id = "{self.device_id}"\n' if self.device_id else "")
-            + f'session = "{self.session}"\n'
-            f'topic_prefix = "{self.prefix}"\n'
-            "keepalive_s = 5\n"
-            "\n[host]\n"
-            f"seats = {toml_list(self.seats)}\n"
-            f"allow = {toml_list(self.allow)}\n"
-            f"stale_ms = {self.stale_ms}\n"
-            f"idle_s = {self.idle_s}\n"
-            f"status_interval_s = {self.status_interval_s}\n"
-            'sink = "null"\n' + self.host_extra  # the command line's --sink wins
-        )
-        return self.config_path
+        data = {"relay": self.relay_table(), "host": self.host_table()}
+        return write_toml(self.config_path, data, extra=self.host_extra)
 
     def start(self) -> HostProcess:
         self.write_config()

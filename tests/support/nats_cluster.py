@@ -36,6 +36,7 @@ from relay.procs import free_port, kill_process, stop_process
 from relay.service.nats_config import NatsNode, cluster_configs
 from tests.support.mqtt import RawClient
 from tests.support.relay_service import ROOT, RelayService
+from tests.support.tomlfile import dumps
 
 CALLOUT_READY = "nats_callout_ready"
 
@@ -160,8 +161,7 @@ class CalloutProcess:
 
     def write_config(self) -> Path:
         base = self.relay.config_path.read_text()
-        servers = ", ".join(f'"{s}"' for s in self.servers)
-        self.config_path.write_text(f"{base}\n[nats]\nservers = [{servers}]\n")
+        self.config_path.write_text(f"{base}\n{dumps({'nats': {'servers': self.servers}})}")
         self.config_path.chmod(0o600)
         return self.config_path
 
