@@ -98,6 +98,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         shown = "; ".join(str(leak) for leak in leaks[:20])
         problem = f"secrets in the e2e logs ({len(leaks)} of {lines} lines): {shown}"
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
     if problem:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter is not None:
