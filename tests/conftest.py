@@ -19,11 +19,13 @@ workers with ``--dist loadgroup``), all decided here by path, not in test files:
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.nodeid import NodeId
 
 from tests.support.invite_api import invite_api  # noqa: F401
 from tests.support.mosquitto import Mosquitto
@@ -56,14 +58,39 @@ def xdist_group(item: pytest.Item) -> str | None:
     return None
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def set_nodeid(item: pytest.Item, nodeid: str) -> None:
+    """Rename an item: pytest 9 reads ``_id`` (a NodeId), pytest 8 and xdist ``_nodeid``."""
+    if isinstance(getattr(item, "_id", None), NodeId):
+        item._id = NodeId.parse(nodeid)
+    else:
+        item._nodeid = nodeid
+
+
+def unique_nodeids(items: list[pytest.Item]) -> None:
+    """Give items that share a node id (schemathesis' one per API operation) their names.
+
+    xdist schedules by node id: of several items with one id it would run one.
+    """
+    seen = Counter(item.nodeid for item in items)
+    for item in items:
+        if seen[item.nodeid] > 1:
+            set_nodeid(item, f"{item.nodeid.rpartition('::')[0]}::{item.name}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the node ids and xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unique_nodeids(items)
+    # xdist's loadgroup sends "nodeid@group" to one worker; it appends the group itself
+    # through ``_nodeid``, which pytest 9 no longer reads, so here the group is added too
+    suffix = bool(config.getoption("loadgroup", False)) and hasattr(config, "workerinput")
     for item in items:
         if UNIT not in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.integration)
         group = xdist_group(item)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+            if suffix and isinstance(getattr(item, "_id", None), NodeId):
+                set_nodeid(item, f"{item.nodeid}@{group}")
 
 
 @pytest.fixture(scope="session", autouse=True)
