@@ -14,13 +14,11 @@ them as processes.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from relay.frames import Button
+from relay.procs import free_port, stop_process, wait_listening
 
 SESSION = "demo"
 HOST_USER = "streamer"
@@ -54,22 +53,6 @@ BUTTON_LABELS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, deadline: float, proc: subprocess.Popen[bytes]) -> bool:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return True
-        time.sleep(0.05)  # polling a port: there is no event to wait on
-    return False
-
-
 @dataclass
 class Part:
     """One started process and the file its stderr goes to."""
@@ -79,14 +62,7 @@ class Part:
     log: Path
 
     def stop(self, sig: signal.Signals, timeout: float = 5.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-        return int(self.proc.returncode)
+        return stop_process(self.proc, sig, timeout)
 
 
 @dataclass
@@ -263,10 +239,10 @@ def run_demo(seconds: float, keep: bool) -> int:
         )
         relay = demo.start("relay", ["-m", "relay.cli", "serve", "--config", "relay.toml"])
         deadline = time.monotonic() + 20
-        if not (
-            wait_port(demo.api_port, deadline, relay.proc)
-            and wait_port(demo.mqtt_port, deadline, relay.proc)
-        ):
+        try:
+            for port in (demo.api_port, demo.mqtt_port):
+                wait_listening(port, deadline - time.monotonic(), relay.proc)
+        except TimeoutError:
             print(f"coplay demo: the relay did not start; see {relay.log}", file=sys.stderr)
             return 1
         demo.start("host", ["-m", "host.cli", "--config", "host.toml"])

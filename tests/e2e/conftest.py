@@ -5,12 +5,15 @@ all stopped when the test ends, and then scans every line they logged for secret
 and tokens (the test errors on a leak, and on no lines at all: a scan that read
 nothing proves nothing). ``e2e_ledger`` is the session's log directory and the
 list of secrets handed out; at the end of the session every log in it (the demo's
-too) is scanned once more, whatever subset of tests ran and in whatever order.
+too) is scanned once more, whatever subset of tests ran and in whatever order;
+in a parallel run each worker scans its own, and the controller scans all of
+them once more with the secrets of every worker.
 Every test in this directory is marked ``e2e``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,11 +41,20 @@ def assert_no_leaks(ledger: Ledger, under: Path | None, what: str) -> int:
 
 
 @pytest.fixture(scope="session")
-def e2e_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
-    """Where every e2e process logs, and every secret any of them was given."""
+def e2e_ledger(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Ledger]:
+    """Where every e2e process logs, and every secret any of them was given.
+
+    On an xdist worker the ledger also goes to the controller (``workeroutput``),
+    which scans every worker's logs for every worker's secrets (tests/conftest.py).
+    """
     ledger = Ledger(tmp_path_factory.mktemp("e2e-logs"))
     yield ledger
     if ledger.log_files():
+        workeroutput = getattr(pytestconfig, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput["e2e_ledger"] = ledger.record(os.environ["PYTEST_XDIST_WORKER"])
         assert_no_leaks(ledger, None, "the e2e session")
 
 

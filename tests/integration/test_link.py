@@ -12,6 +12,7 @@ import pytest
 from relay.errors import AuthError, ConfigError, TokenApiError
 from relay.link import Link
 from relay.linkstatus import LinkState, LinkStatus, Message
+from relay.procs import wait_listening
 from relay.tokens import StaticCredentials
 from tests.support.link_helpers import (
     Recorder,
@@ -22,7 +23,6 @@ from tests.support.link_helpers import (
 )
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import RawClient
-from tests.support.ports import wait_listening
 
 WAIT = 15.0  # generous: the machine is shared and loaded
 

@@ -8,10 +8,10 @@ import pytest
 
 from relay.link import Link
 from relay.linkstatus import LinkState
+from relay.procs import free_port
 from relay.tokens import StaticCredentials
 from tests.support.link_helpers import Recorder, link_settings
 from tests.support.mosquitto import Mosquitto
-from tests.support.ports import free_port
 
 WAIT = 15.0
 

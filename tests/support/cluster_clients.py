@@ -2,7 +2,7 @@
 
 They are the e2e suite's :class:`~tests.support.stack.StackHost` and
 :class:`~tests.support.stack.StackGuest` (token flow against a relay), with the
-one ``broker_url`` line of their config written as a TOML list, and
+``broker_url`` of their config's ``[relay]`` table a TOML list, and
 ``subscribe_qos = 0`` as README advises for a NATS cluster.
 """
 
@@ -11,19 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tests.support.host_process import toml_list
 from tests.support.relay_service import RelayService
 from tests.support.stack import LOG_LEVEL, StackGuest, StackHost, guest_config
 
 
-def _listed(path: Path, first: str, urls: Sequence[str]) -> Path:
-    text = path.read_text()
-    line = f'broker_url = "{first}"\n'
-    assert line in text, text
-    listed = f"broker_url = {toml_list(list(urls))}\nsubscribe_qos = 0\n"
-    path.write_text(text.replace(line, listed, 1))
-    return path
+def listed(urls: Sequence[str]) -> dict[str, Any]:
+    """The ``[relay]`` keys of a client of a cluster: every node, QoS 0 subscriptions."""
+    return {"broker_url": list(urls), "subscribe_qos": 0}
 
 
 @dataclass
@@ -32,8 +28,8 @@ class ClusterHost(StackHost):
 
     broker_urls: tuple[str, ...] = ()
 
-    def write_config(self) -> Path:
-        return _listed(super().write_config(), self.broker_url, self.broker_urls)
+    def relay_table(self) -> dict[str, Any]:
+        return {**super().relay_table(), **listed(self.broker_urls)}
 
 
 def cluster_host(
@@ -67,9 +63,9 @@ def cluster_guest(
         relay,
         user=user,
         prefix=relay.topic_prefix,
+        relay_extra=listed(urls),
         **fields,  # type: ignore[arg-type]
     )
-    _listed(config, relay.broker_url, urls)
     return StackGuest(
         config,
         "",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from relay.frames import Drop, Frame, FrameCodec
+from relay.procs import kill_process
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import Received
+from tests.support.tomlfile import write_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADLESS = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
@@ -45,21 +46,17 @@ def write_guest_config(
     """A guest.toml for ``broker``; ``device_id=""`` leaves it to the default (the state dir)."""
     if device_id is None:
         device_id = f"g{uuid.uuid4().hex[:10]}"
-    path.write_text(
-        "[relay]\n"
-        'api_url = ""\n'
-        f'broker_url = "{broker.url}"\n'
-        f'username = "{user}"\n'
-        f'session = "{session}"\n'
-        f'topic_prefix = "{prefix}"\n'
-        + (f'device_id = "{device_id}"\n' if device_id else "")
-        + "keepalive_s = 5\n"
-        "\n[guest]\n"
-        'source = "virtual"\n'
-        f"rate_hz = {rate_hz}\n"
-        f"max_rate_hz = {max_rate_hz}\n" + extra
-    )
-    return path
+    relay = {
+        "api_url": "",
+        "broker_url": broker.url,
+        "username": user,
+        "session": session,
+        "topic_prefix": prefix,
+        "device_id": device_id or None,
+        "keepalive_s": 5,
+    }
+    guest = {"source": "virtual", "rate_hz": rate_hz, "max_rate_hz": max_rate_hz}
+    return write_toml(path, {"relay": relay, "guest": guest}, extra=extra)
 
 
 class GuestProcess:
@@ -164,9 +161,7 @@ class GuestProcess:
         self.proc.send_signal(signum)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        kill_process(self.proc, 10.0)
         if self.proc.stdin is not None:
             with suppress(BrokenPipeError):
                 self.proc.stdin.close()

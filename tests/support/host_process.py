@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from relay.procs import kill_process, stop_process
+from tests.support.tomlfile import write_toml
+
 Line = dict[str, Any]
 _POLL_S = 0.01  # tailing a file: there is no event to await
 
@@ -85,10 +88,6 @@ class JsonlTail:
             time.sleep(_POLL_S)
 
 
-def toml_list(values: Sequence[object]) -> str:
-    return "[" + ", ".join(json.dumps(v) for v in values) + "]"
-
-
 @dataclass
 class HostProcess:
     """One ``python -m host.cli`` process with a config of its own."""
@@ -125,25 +124,31 @@ class HostProcess:
     def sink_spec(self) -> str:
         return self.sink or f"jsonl:{self.jsonl_path}"
 
+    def relay_table(self) -> dict[str, Any]:
+        """The config's ``[relay]`` table: password login to a broker on loopback."""
+        return {
+            "api_url": "",
+            "broker_url": f"mqtt://127.0.0.1:{self.broker_port}",
+            "username": self.username,
+            "device_id": self.device_id or None,  # None: the default (from the state dir)
+            "session": self.session,
+            "topic_prefix": self.prefix,
+            "keepalive_s": 5,
+        }
+
+    def host_table(self) -> dict[str, Any]:
+        return {
+            "seats": list(self.seats),
+            "allow": list(self.allow),
+            "stale_ms": self.stale_ms,
+            "idle_s": self.idle_s,
+            "status_interval_s": self.status_interval_s,
+            "sink": "null",  # the command line's --sink wins
+        }
+
     def write_config(self) -> Path:
-        self.config_path.write_text(
-            "[relay]\n"
-            'api_url = ""\n'
-            f'broker_url = "mqtt://127.0.0.1:{self.broker_port}"\n'
-            f'username = "{self.username}"\n'
-            + (f'device_id = "{self.device_id}"\n' if self.device_id else "")
-            + f'session = "{self.session}"\n'
-            f'topic_prefix = "{self.prefix}"\n'
-            "keepalive_s = 5\n"
-            "\n[host]\n"
-            f"seats = {toml_list(self.seats)}\n"
-            f"allow = {toml_list(self.allow)}\n"
-            f"stale_ms = {self.stale_ms}\n"
-            f"idle_s = {self.idle_s}\n"
-            f"status_interval_s = {self.status_interval_s}\n"
-            'sink = "null"\n' + self.host_extra  # the command line's --sink wins
-        )
-        return self.config_path
+        data = {"relay": self.relay_table(), "host": self.host_table()}
+        return write_toml(self.config_path, data, extra=self.host_extra)
 
     def start(self) -> HostProcess:
         self.write_config()
@@ -194,16 +199,7 @@ class HostProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         """Signal the host and wait for its exit code (killed after ``timeout``)."""
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return int(self.proc.returncode)
+        return 0 if self.proc is None else stop_process(self.proc, sig, timeout)
 
     def stderr_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -212,6 +208,5 @@ class HostProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+        if self.proc is not None:
+            kill_process(self.proc)

@@ -28,6 +28,7 @@ import jwt
 import pytest
 import uvicorn
 
+from relay.procs import free_port
 from relay.secrets import Secret
 from relay.service.api import create_app
 from relay.service.claims import TokenIssuer
@@ -36,7 +37,6 @@ from relay.service.invite_store import InviteStore
 from relay.service.invites import InviteService, invite_routes
 from relay.service.ratelimit import RateLimiter
 from relay.service.token_service import TokenService
-from tests.support.ports import free_port
 
 GUEST_TOKEN_S = 600
 PUBLIC_URL = "https://relay.example.test:8443"

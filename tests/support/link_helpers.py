@@ -13,10 +13,10 @@ from typing import Any
 from relay.config import LinkSettings
 from relay.errors import CoplayError
 from relay.linkstatus import LinkState, LinkStatus
+from relay.procs import free_port
 from relay.secrets import Secret
 from relay.tokens import Credentials
 from tests.support.mosquitto import Mosquitto
-from tests.support.ports import free_port
 
 
 def link_settings(

@@ -11,8 +11,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from relay.procs import free_port, kill_process, stop_process, wait_listening
 from relay.topics import mosquitto_acl
-from tests.support.ports import free_port, wait_listening
 
 HOST_USER = "streamer"
 GUEST_USERS = ("alice", "bob", "carol", "dave")
@@ -89,26 +89,20 @@ class Mosquitto:
                 stderr=log,
             )
         try:
-            wait_listening(self.port)
+            wait_listening(self.port, proc=self.proc)
         except TimeoutError:
             self.stop()
             raise
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM, 5.0)
         self.proc = None
 
     def kill(self) -> None:
         """Die as a crashed broker does: no clean disconnects, so Last Wills are not sent."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(5)
+        if self.proc is not None:
+            kill_process(self.proc)
         self.proc = None
 
     def restart(self) -> None:

@@ -31,11 +31,12 @@ from pathlib import Path
 
 import httpx
 
+from relay.procs import free_port, kill_process, stop_process
 from relay.service.config import load_relay_config
 from relay.service.nats_config import NatsNode, cluster_configs
 from tests.support.mqtt import RawClient
-from tests.support.ports import free_port
 from tests.support.relay_service import ROOT, RelayService
+from tests.support.tomlfile import dumps
 
 CALLOUT_READY = "nats_callout_ready"
 
@@ -52,21 +53,14 @@ def nats_server_binary() -> str:
     return found
 
 
-def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        stop_process(proc, signal.SIGTERM, 10.0)
 
 
 def _kill(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait(5)
+    if proc is not None:
+        kill_process(proc)
 
 
 @dataclass
@@ -167,8 +161,7 @@ class CalloutProcess:
 
     def write_config(self) -> Path:
         base = self.relay.config_path.read_text()
-        servers = ", ".join(f'"{s}"' for s in self.servers)
-        self.config_path.write_text(f"{base}\n[nats]\nservers = [{servers}]\n")
+        self.config_path.write_text(f"{base}\n{dumps({'nats': {'servers': self.servers}})}")
         self.config_path.chmod(0o600)
         return self.config_path
 

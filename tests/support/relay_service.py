@@ -41,7 +41,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.ports import free_port
+from relay.procs import free_port, kill_process
+from tests.support.tomlfile import dumps
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_EVENT = "relay_ready"
@@ -111,30 +112,29 @@ class RelayService:
 
     def write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        hosts = ", ".join(f'"{h}"' for h in self.hosts)
-        ws_listen = f"127.0.0.1:{self.ws_port}" if self.ws else ""
-        self.config_path.write_text(
-            "[server]\n"
-            f'api_listen = "127.0.0.1:{self.api_port}"\n'
-            f'mqtt_listen = "127.0.0.1:{self.mqtt_port}"\n'
-            f'ws_listen = "{ws_listen}"\n'
-            f"max_token_s = {self.max_token_s}\n"
-            f'topic_prefix = "{self.topic_prefix}"\n'
-            f"rate_limit_per_min = {self.rate_limit_per_min}\n"
-            f'tls_cert = "{self.tls_cert}"\n'
-            f'tls_key = "{self.tls_key}"\n'
-            f'state_db = "{self.state_db}"\n'
-            + (f"guest_token_s = {self.guest_token_s}\n" if self.guest_token_s else "")
-            + (f'public_url = "{self.public_url}"\n' if self.public_url else "")
-            + self.server_extra
-            + "\n[[apps]]\n"
-            f'app_id = "{self.app_id}"\n'
-            f'client_id = "{self.client_id}"\n'
-            f'client_secret = "{self.client_secret}"\n'
-            f"hosts = [{hosts}]\n"
-            + (f'guest_tokens = "{self.guest_tokens}"\n' if self.guest_tokens else "")
-            + self.extra_apps
-        )
+        server = {
+            "api_listen": f"127.0.0.1:{self.api_port}",
+            "mqtt_listen": f"127.0.0.1:{self.mqtt_port}",
+            "ws_listen": f"127.0.0.1:{self.ws_port}" if self.ws else "",
+            "max_token_s": self.max_token_s,
+            "topic_prefix": self.topic_prefix,
+            "rate_limit_per_min": self.rate_limit_per_min,
+            "tls_cert": self.tls_cert,
+            "tls_key": self.tls_key,
+            "state_db": str(self.state_db),
+            "guest_token_s": self.guest_token_s or None,
+            "public_url": self.public_url or None,
+        }
+        app = {
+            "app_id": self.app_id,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "hosts": list(self.hosts),
+            "guest_tokens": self.guest_tokens or None,
+        }
+        # the verbatim extras: more [server] lines, then more [[apps]] blocks
+        text = dumps({"server": server}) + self.server_extra + "\n" + dumps({"apps": [app]})
+        self.config_path.write_text(text + self.extra_apps)
         self.config_path.chmod(0o600)
         return self.config_path
 
@@ -185,9 +185,8 @@ class RelayService:
 
     def kill(self) -> None:
         """SIGKILL: the abrupt death of the relay."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            kill_process(self.proc, 30.0)
 
     @property
     def running(self) -> bool:

@@ -41,9 +41,10 @@ from typing import Any
 
 from relay.frames import Button
 from tests.support.guest_proc import GuestProcess
-from tests.support.host_process import HostProcess, Line, toml_list
+from tests.support.host_process import HostProcess, Line
 from tests.support.mosquitto import Mosquitto
 from tests.support.relay_service import ROOT, RelayService
+from tests.support.tomlfile import write_toml
 
 # Two base64url JSON objects joined by a dot: a JWT's header and claims ('{"' is "eyJ"),
 # also when the signature was cut off.
@@ -122,6 +123,33 @@ class Ledger:
             leaks += find_leaks(path, lines, self.secrets)
         return total, leaks
 
+    def record(self, worker: str) -> dict[str, Any]:
+        """What the controller of a parallel run needs to scan this ledger again."""
+        return {
+            "worker": worker,
+            "root": str(self.root),
+            "secrets": dict(self.secrets),
+            "extra": [str(p) for p in self._extra],
+        }
+
+
+def scan_worker_ledgers(records: list[dict[str, Any]]) -> tuple[int, list[Leak]]:
+    """(lines, leaks): every worker's logs scanned for the secrets of every worker."""
+    secrets_by_label = {
+        f"{r['worker']}: {label}": value for r in records for label, value in r["secrets"].items()
+    }
+    total = 0
+    leaks: list[Leak] = []
+    for record in records:
+        ledger = Ledger(Path(record["root"]))
+        ledger.secrets = secrets_by_label
+        for extra in record["extra"]:
+            ledger.track(Path(extra))
+        lines, found = ledger.scan()
+        total += lines
+        leaks += found
+    return total, leaks
+
 
 # ------------------------------------------------------------------ processes
 
@@ -135,30 +163,21 @@ class StackHost(HostProcess):
     app_client_id: str = "streamer-app"
     token_lifetime_s: int = 86400
 
-    def write_config(self) -> Path:
+    def relay_table(self) -> dict[str, Any]:
         if not self.api_url:
-            return super().write_config()
-        self.config_path.write_text(
-            "[relay]\n"
-            f'api_url = "{self.api_url}"\n'
-            f'broker_url = "{self.broker_url}"\n'
-            'app_id = "coplay"\n'
-            f'app_client_id = "{self.app_client_id}"\n'
-            f'username = "{self.username}"\n'
-            f'device_id = "{self.device_id}"\n'
-            f'session = "{self.session}"\n'
-            f'topic_prefix = "{self.prefix}"\n'
-            "keepalive_s = 5\n"
-            f"token_lifetime_s = {self.token_lifetime_s}\n"
-            "\n[host]\n"
-            f"seats = {toml_list(self.seats)}\n"
-            f"allow = {toml_list(self.allow)}\n"
-            f"stale_ms = {self.stale_ms}\n"
-            f"idle_s = {self.idle_s}\n"
-            f"status_interval_s = {self.status_interval_s}\n"
-            'sink = "null"\n' + self.host_extra
-        )
-        return self.config_path
+            return super().relay_table()
+        return {
+            "api_url": self.api_url,
+            "broker_url": self.broker_url,
+            "app_id": "coplay",
+            "app_client_id": self.app_client_id,
+            "username": self.username,
+            "device_id": self.device_id,
+            "session": self.session,
+            "topic_prefix": self.prefix,
+            "keepalive_s": 5,
+            "token_lifetime_s": self.token_lifetime_s,
+        }
 
     def lines(self, reason: str | None = None) -> list[Line]:
         """The pad states written so far (only those with ``reason``, if given)."""
@@ -270,30 +289,33 @@ def guest_config(
     rate_hz: int = 60,
     token_lifetime_s: int = 86400,
     app_client_id: str | None = None,
+    relay_extra: dict[str, Any] | None = None,
 ) -> Path:
-    """A guest.toml for ``endpoint`` (secrets are not in it: they go in the environment)."""
+    """A guest.toml for ``endpoint`` (secrets are not in it: they go in the environment).
+
+    ``relay_extra`` adds to (or replaces keys of) the ``[relay]`` table.
+    """
+    relay: dict[str, Any]
     if isinstance(endpoint, RelayService):
-        relay = (
-            f'api_url = "{endpoint.api_url}"\n'
-            f'broker_url = "{endpoint.broker_url}"\n'
-            f'app_id = "{endpoint.app_id}"\n'
-            f'app_client_id = "{app_client_id or endpoint.client_id}"\n'
-            f"token_lifetime_s = {token_lifetime_s}\n"
-        )
+        relay = {
+            "api_url": endpoint.api_url,
+            "broker_url": endpoint.broker_url,
+            "app_id": endpoint.app_id,
+            "app_client_id": app_client_id or endpoint.client_id,
+            "token_lifetime_s": token_lifetime_s,
+        }
     else:
-        relay = f'api_url = ""\nbroker_url = "{endpoint.url}"\n'
-    path.write_text(
-        "[relay]\n" + relay + f'username = "{user}"\n'
-        f'session = "{session}"\n'
-        f'topic_prefix = "{prefix}"\n'
-        f'device_id = "g{uuid.uuid4().hex[:10]}"\n'
-        "keepalive_s = 5\n"
-        "\n[guest]\n"
-        'source = "virtual"\n'
-        f"rate_hz = {rate_hz}\n"
-        "max_rate_hz = 500\n"
+        relay = {"api_url": "", "broker_url": endpoint.url}
+    relay.update(
+        username=user,
+        session=session,
+        topic_prefix=prefix,
+        device_id=f"g{uuid.uuid4().hex[:10]}",
+        keepalive_s=5,
     )
-    return path
+    relay.update(relay_extra or {})
+    guest = {"source": "virtual", "rate_hz": rate_hz, "max_rate_hz": 500}
+    return write_toml(path, {"relay": relay, "guest": guest})
 
 
 class Stack:
