@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from relay.clock import WallClock
 from relay.errors import ConfigError
@@ -302,19 +302,20 @@ class InviteStore:
         return [_grant(row) for row in rows]
 
 
-def _grant(row: tuple[object, ...]) -> Grant:
+def _grant(row: Any) -> Grant:
+    """A grants row (sqlite3 rows are untyped; the schema fixes each column's type)."""
     gid, app, session, username, seat, created, expires, uses, redeemed, revoked = row
     return Grant(
-        id=int(gid),  # type: ignore[call-overload]
+        id=int(gid),
         app=str(app),
         session=str(session),
         username=str(username),
-        seat=None if seat is None else int(seat),  # type: ignore[call-overload]
-        created_at=float(created),  # type: ignore[arg-type]
-        expires_at=float(expires),  # type: ignore[arg-type]
-        uses=int(uses),  # type: ignore[call-overload]
-        redeemed=int(redeemed),  # type: ignore[call-overload]
-        revoked_at=None if revoked is None else float(revoked),  # type: ignore[arg-type]
+        seat=None if seat is None else int(seat),
+        created_at=float(created),
+        expires_at=float(expires),
+        uses=int(uses),
+        redeemed=int(redeemed),
+        revoked_at=None if revoked is None else float(revoked),
     )
 
 
