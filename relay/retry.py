@@ -22,7 +22,7 @@ import email.utils
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -75,6 +75,7 @@ def retry_after(value: str | None, now: float) -> float | None:
     return min(max(0.0, when.timestamp() - now), RETRY_AFTER_MAX_S)
 
 
+@dataclass(eq=False)
 class Retrier:
     """Runs attempts with backoff until one returns or the deadline would be passed.
 
@@ -83,27 +84,18 @@ class Retrier:
     is chained to the last :class:`Retryable`.
     """
 
-    def __init__(
-        self,
-        backoff: Backoff,
-        *,
-        clock: Callable[[], float],
-        sleep: Callable[[float], None],
-        give_up: Callable[[str], Exception],
-        log: Any,
-        event: str = "retry",
-        server: str = "server",
-    ) -> None:
-        self._backoff = backoff
-        self._clock = clock
-        self._sleep = sleep
-        self._give_up = give_up
-        self._log = log
-        self._event = event
-        self._server = server  # "token API": "the token API asked to wait (Retry-After)"
-        self._lock = threading.Lock()  # guards the two fields below; never held while sleeping
-        self._not_before = 0.0  # clock() time before which the server asked us not to call
-        self._waiting: tuple[str, float] | None = None  # (what failed, clock() of the next try)
+    backoff: Backoff
+    _: KW_ONLY
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    give_up: Callable[[str], Exception]
+    log: Any
+    event: str = "retry"
+    server: str = "server"  # "token API": "the token API asked to wait (Retry-After)"
+    # guards the two fields below; never held while sleeping
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _not_before: float = field(default=0.0, init=False)  # the server asked: no call before
+    _waiting: tuple[str, float] | None = field(default=None, init=False)  # (what failed, next try)
 
     def waiting(self) -> tuple[str, float] | None:
         """While a run sleeps before a retry: (what failed, seconds until the next try)."""
@@ -111,7 +103,7 @@ class Retrier:
             waiting = self._waiting
         if waiting is None:
             return None
-        return waiting[0], max(0.0, waiting[1] - self._clock())
+        return waiting[0], max(0.0, waiting[1] - self.clock())
 
     def run(self, attempt: Callable[[], T], deadline: float) -> T:
         """``attempt()`` until it returns; Retryable failures are retried until ``deadline``."""
@@ -125,11 +117,11 @@ class Retrier:
         tries = 0
         while True:
             with self._lock:
-                hold_off = self._not_before - self._clock()
+                hold_off = self._not_before - self.clock()
             if hold_off > 0:
                 asked = Retryable(
-                    f"the {self._server} asked to wait (Retry-After)",
-                    f"{self._server} asked to wait",
+                    f"the {self.server} asked to wait (Retry-After)",
+                    f"{self.server} asked to wait",
                 )
                 self._pause(hold_off, deadline, asked, tries)
             tries += 1
@@ -137,20 +129,18 @@ class Retrier:
                 return attempt()
             except Retryable as exc:
                 failure = exc
-            delay = self._backoff.delay(tries)
+            delay = self.backoff.delay(tries)
             if failure.retry_after_s is not None:
                 delay = max(delay, failure.retry_after_s)
                 with self._lock:
-                    self._not_before = self._clock() + failure.retry_after_s
+                    self._not_before = self.clock() + failure.retry_after_s
             self._pause(delay, deadline, failure, tries)
 
     def _pause(self, delay: float, deadline: float, failure: Retryable, tries: int) -> None:
-        if self._clock() + delay > deadline:
+        if self.clock() + delay > deadline:
             suffix = f" after {tries} attempts" if tries > 1 else ""
-            raise self._give_up(f"{failure.reason}{suffix}") from failure
-        self._log.warning(
-            self._event, attempt=tries, delay_s=round(delay, 3), reason=failure.reason
-        )
+            raise self.give_up(f"{failure.reason}{suffix}") from failure
+        self.log.warning(self.event, attempt=tries, delay_s=round(delay, 3), reason=failure.reason)
         with self._lock:
-            self._waiting = (failure.what, self._clock() + delay)
-        self._sleep(delay)
+            self._waiting = (failure.what, self.clock() + delay)
+        self.sleep(delay)

@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Final, Protocol
 
 import structlog
@@ -113,23 +113,16 @@ class Verdict:
     refused: str = ""  # "" when admitted
 
 
+@dataclass(frozen=True, eq=False, repr=False)  # no repr: ``issuer`` is a signing key
 class CalloutAuthorizer:
     """Turns authorization request JWTs into signed response JWTs (no I/O; time from ``clock``)."""
 
-    def __init__(
-        self,
-        tokens: TokenIssuer,
-        issuer: NKey,
-        account: str,
-        *,
-        admit: Admit | None = None,
-        clock: WallClock,
-    ) -> None:
-        self._tokens = tokens
-        self._issuer = issuer
-        self._account = account
-        self._admit = admit
-        self._clock = clock
+    tokens: TokenIssuer
+    issuer: NKey
+    account: str
+    _: KW_ONLY
+    admit: Admit | None = None
+    clock: WallClock
 
     def answer(self, request: str) -> Verdict:
         try:
@@ -162,17 +155,17 @@ class CalloutAuthorizer:
         if not username or not isinstance(password, str) or not password:
             return refuse("no username or password")
         try:
-            verified = self._tokens.verify_user(password, username=username, client_id=client_id)
+            verified = self.tokens.verify_user(password, username=username, client_id=client_id)
         except InvalidToken as exc:
             return refuse(str(exc))
-        if self._admit is not None and (why := self._admit(verified)):
+        if self.admit is not None and (why := self.admit(verified)):
             return refuse(why)
         pub, sub = nats_subjects(verified.acl)
         user = encode(
             {
                 "sub": user_nkey,
                 "name": username,
-                "aud": self._account,
+                "aud": self.account,
                 "exp": verified.exp,
                 "nats": {
                     "pub": _permission(pub),
@@ -185,8 +178,8 @@ class CalloutAuthorizer:
                     "version": 2,
                 },
             },
-            self._issuer,
-            self._clock.time(),
+            self.issuer,
+            self.clock.time(),
         )
         return Verdict(self._response(user_nkey, server_id, {"jwt": user}), username, client_type)
 
@@ -196,7 +189,7 @@ class CalloutAuthorizer:
             "aud": server_id,
             "nats": {**body, "type": "authorization_response", "version": 2},
         }
-        return encode(claims, self._issuer, self._clock.time())
+        return encode(claims, self.issuer, self.clock.time())
 
 
 REVOKED: Final = "invite revoked or expired"
