@@ -34,3 +34,9 @@ def pad(sdl_pair: tuple[ModuleType, SDL]) -> Iterator[VirtualPad]:
     virtual.detach()
     with contextlib.suppress(SystemError):  # pygame's hiccup when a device comes and goes
         pygame.event.get()
+
+
+@pytest.fixture
+def session_name(request: pytest.FixtureRequest) -> str:
+    """A session name of this test's own (the relay's topic prefix is fixed: ``coplay``)."""
+    return f"s{abs(hash(request.node.nodeid)) % 10**9}"

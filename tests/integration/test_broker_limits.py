@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support import mqtt_raw
 from tests.support.mqtt import RawClient
-from tests.support.relay_service import RelayService
+from tests.support.relay_service import RelayService, running_relay
 
 SUCCESS = "Success"
 LIMITS = (
@@ -35,11 +35,8 @@ LIMITS = (
 
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayService]:
-    service = RelayService(tmp_path_factory.mktemp("relay-limits"), server_extra=LIMITS)
-    service.start()
-    yield service
-    service.stop()
-    service.kill()
+    with running_relay(tmp_path_factory.mktemp("relay-limits"), server_extra=LIMITS) as service:
+        yield service
 
 
 @pytest.fixture
@@ -60,11 +57,6 @@ def connect(relay: RelayService) -> Iterator[Callable[..., RawClient]]:
     yield make
     for client in made:
         client.close()
-
-
-@pytest.fixture
-def session_name(request: pytest.FixtureRequest) -> str:
-    return f"s{abs(hash(request.node.nodeid)) % 10**9}"
 
 
 def status_lines(relay: RelayService) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.mqtt import RawClient
 from tests.support.nats_cluster import NatsCluster
-from tests.support.relay_service import RelayService
+from tests.support.relay_service import RelayService, running_relay
 
 SUCCESS = "Success"
 OTHER_APP = (
@@ -34,11 +34,8 @@ OTHER_APP = (
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayService]:
     """One relay with two apps: ``coplay`` (invites) and ``other`` (prefix ``other``)."""
-    service = RelayService(tmp_path_factory.mktemp("relay"), extra_apps=OTHER_APP)
-    service.start()
-    yield service
-    service.stop()
-    service.kill()
+    with running_relay(tmp_path_factory.mktemp("relay"), extra_apps=OTHER_APP) as service:
+        yield service
 
 
 @pytest.fixture(scope="module", params=["embedded", "nats"])
@@ -72,11 +69,6 @@ def connect(
     yield make
     for client in made:
         client.close()
-
-
-@pytest.fixture
-def session_name(request: pytest.FixtureRequest) -> str:
-    return f"s{abs(hash(request.node.nodeid)) % 10**9}"
 
 
 def alice(relay: RelayService, session: str, device: str) -> tuple[dict[str, Any], str]:

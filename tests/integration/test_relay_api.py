@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from relay.topics import acl
-from tests.support.relay_service import RelayService
+from tests.support.relay_service import RelayService, running_relay
 
 APP = "/openapi/rm/app/token"
 USER = "/openapi/rm/user/token"
@@ -19,11 +19,8 @@ USER = "/openapi/rm/user/token"
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayService]:
     """One relay for this module, with max_token_s = 7200 to test the cap."""
-    service = RelayService(tmp_path_factory.mktemp("relay"), max_token_s=7200)
-    service.start()
-    yield service
-    service.stop()
-    service.kill()
+    with running_relay(tmp_path_factory.mktemp("relay"), max_token_s=7200) as service:
+        yield service
 
 
 def is_fail(reply: httpx.Response, status: int) -> bool:

@@ -22,7 +22,7 @@ import pytest
 
 from tests.support.mqtt import RawClient
 from tests.support.nats_cluster import NatsCluster
-from tests.support.relay_service import RelayService
+from tests.support.relay_service import RelayService, running_relay
 
 SUCCESS = "Success"
 
@@ -30,11 +30,8 @@ SUCCESS = "Success"
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayService]:
     """One relay for this module (tests use distinct sessions and client ids)."""
-    service = RelayService(tmp_path_factory.mktemp("relay"))
-    service.start()
-    yield service
-    service.stop()
-    service.kill()
+    with running_relay(tmp_path_factory.mktemp("relay")) as service:
+        yield service
 
 
 @dataclass(frozen=True)
@@ -95,12 +92,6 @@ def connect(relay: RelayService, broker: Broker) -> Iterator[Callable[..., RawCl
     yield make
     for client in made:
         client.close()
-
-
-@pytest.fixture
-def session_name(request: pytest.FixtureRequest) -> str:
-    """A session name of this test's own (the relay's prefix is fixed: ``coplay``)."""
-    return f"s{abs(hash(request.node.nodeid)) % 10**9}"
 
 
 def topic(session: str, rest: str) -> str:

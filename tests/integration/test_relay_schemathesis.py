@@ -27,7 +27,7 @@ from relay.service.invite_store import InviteStore
 from relay.service.invites import InviteService, invite_routes
 from relay.service.ratelimit import RateLimiter
 from relay.service.token_service import TokenService
-from tests.support.relay_service import RelayService
+from tests.support.relay_service import RelayService, running_relay
 
 
 def _openapi_document() -> dict[str, Any]:
@@ -56,11 +56,8 @@ schema = schemathesis.openapi.from_dict(DOCUMENT)
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayService]:
     workdir: Path = tmp_path_factory.mktemp("relay")
-    service = RelayService(workdir, ws=False, rate_limit_per_min=100_000)
-    service.start()
-    yield service
-    service.stop()
-    service.kill()
+    with running_relay(workdir, ws=False, rate_limit_per_min=100_000) as service:
+        yield service
 
 
 def test_the_live_service_serves_this_openapi_document(relay: RelayService) -> None:

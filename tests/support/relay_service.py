@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,3 +309,17 @@ def relay_service_factory(tmp_path: Path) -> Iterator[Callable[..., RelayService
 def relay_service(relay_service_factory: Callable[..., RelayService]) -> RelayService:
     """A started relay (token API + embedded broker) of this test's own."""
     return relay_service_factory()
+
+
+@contextmanager
+def running_relay(workdir: Path, **fields: Any) -> Iterator[RelayService]:
+    """A started relay for a module's tests; stopped (then killed, if need be) at the end."""
+    service = RelayService(workdir, **fields)
+    service.start()
+    try:
+        yield service
+    finally:
+        try:
+            service.stop()
+        finally:
+            service.kill()
